@@ -1,0 +1,423 @@
+# Copyright: Contributors to the smarthost.postfix collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""smtp_probe against real SMTP servers on 127.0.0.1 (aiosmtpd, plus a scripted raw server)."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import json
+import os
+import time
+
+import pytest
+
+from ansible.module_utils.testing import patch_module_args
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODULE_PATH = os.path.join(HERE, '..', '..', '..', '..', 'plugins', 'modules', 'smtp_probe.py')
+
+
+def _load(name, path):
+    # Loaded by path so the tests run with or without a collection loader on sys.path.
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+smtp_probe = _load('smtp_probe_under_test', MODULE_PATH)
+servers = _load('smtp_probe_servers', os.path.join(HERE, 'smtp_probe_servers.py'))
+
+# aiosmtpd warns about the implicit-TLS server config, where TLS is in fact always on.
+pytestmark = pytest.mark.filterwarnings('ignore:Requiring AUTH while not requiring TLS')
+
+USERNAME, PASSWORD = servers.USERNAME, servers.PASSWORD
+SASL_HINT = '(on Debian install libsasl2-modules, on RHEL cyrus-sasl-plain)'
+
+
+@pytest.fixture(scope='module')
+def pki(tmp_path_factory):
+    return servers.TestPKI(str(tmp_path_factory.mktemp('pki')))
+
+
+@pytest.fixture(scope='module')
+def smtpd(pki):
+    """Start aiosmtpd servers on demand, one per configuration, stopped at the end of the module."""
+    started = {}
+
+    def get(kind):
+        if kind not in started:
+            tls = pki.server_context()
+            configs = {
+                # Like the sink role on 587: STARTTLS, AUTH only once encrypted.
+                'starttls': dict(tls_context=tls, require_starttls=True, auth_required=True),
+                'other_name': dict(tls_context=pki.server_context('other.probe.test')),
+                # Like the sink on 465; aiosmtpd does not count implicit TLS for auth_require_tls.
+                'implicit': dict(ssl_context=tls, auth_required=True, auth_require_tls=False),
+                'plain': dict(auth_require_tls=False),
+                'cram_only': dict(tls_context=tls, handler=servers.CramMD5Handler(),
+                                  auth_exclude_mechanism=['PLAIN', 'LOGIN']),
+                'no_auth': dict(tls_context=tls, handler=servers.Handler(hide_auth=True)),
+                'ehlo_rejected': dict(handler=servers.Handler(reject_ehlo=True)),
+            }
+            started[kind] = servers.start_smtpd(**configs[kind])
+        return started[kind].port
+
+    yield get
+    for controller in started.values():
+        controller.stop()
+
+
+@pytest.fixture
+def scripted():
+    """Start raw scripted servers; stopped after the test."""
+    made = []
+
+    def make(greeting, replies=None):
+        server = servers.ScriptedServer(greeting, replies)
+        made.append(server)
+        return server.port
+
+    yield make
+    for server in made:
+        server.stop()
+
+
+def params(**overrides):
+    values = {name: spec.get('default') for name, spec in smtp_probe.argument_spec().items()}
+    values.update(host='127.0.0.1', helo_name='probe.test')
+    values.update(overrides)
+    return values
+
+
+def credentials(password=PASSWORD):
+    return dict(username=USERNAME, password=password)
+
+
+def probe(**overrides):
+    return smtp_probe.SmtpProbe(params(**overrides)).run()
+
+
+def probe_fails(**overrides):
+    session = smtp_probe.SmtpProbe(params(**overrides))
+    with pytest.raises(smtp_probe.ProbeFailed) as failure:
+        session.run()
+    return str(failure.value), session.facts
+
+
+def failure_message(**overrides):
+    return probe_fails(**overrides)[0]
+
+
+# --- success paths -------------------------------------------------------------------------------
+
+
+def test_starttls_verified_against_ca_file_and_authenticated(smtpd, pki):
+    facts = probe(host='localhost', port=smtpd('starttls'), tls='verify', ca_file=pki.ca_file, **credentials())
+
+    assert facts['banner'].startswith('220 ')
+    assert facts['helo_name'] == 'probe.test'
+    assert facts['starttls_offered'] is True
+    assert facts['auth_mechanisms'] == ['LOGIN', 'PLAIN']
+    assert 'AUTH LOGIN PLAIN' in facts['ehlo_capabilities']
+    assert 'STARTTLS' not in facts['ehlo_capabilities'], 'capabilities must be the ones read after STARTTLS'
+    assert (facts['auth_attempted'], facts['auth_mechanism'], facts['auth_succeeded']) == (True, 'PLAIN', True)
+    tls = facts['tls']
+    assert tls['mode'] == 'starttls'
+    assert tls['verified'] is True
+    assert tls['version'].startswith('TLSv1.')
+    assert tls['cipher']
+    assert tls['peer_subject'] == 'O=Probe Upstream, CN=localhost'
+    assert tls['peer_issuer'] == 'O=Probe Test, CN=Probe Test CA'
+    assert tls['peer_dns_names'] == ['localhost']
+    assert tls['not_after'] == pki.server_not_after.strftime('%Y-%m-%dT%H:%M:%SZ')
+    assert tls['days_left'] in (pki.server_days - 1, pki.server_days)
+
+
+def test_login_mechanism_when_client_prefers_it(smtpd, pki):
+    facts = probe(port=smtpd('starttls'), tls='encrypt', mechanisms=['LOGIN', 'PLAIN'], **credentials())
+    assert (facts['auth_mechanism'], facts['auth_succeeded']) == ('LOGIN', True)
+
+
+def test_cram_md5_when_both_sides_have_it(smtpd):
+    facts = probe(port=smtpd('cram_only'), mechanisms=['CRAM-MD5'], **credentials())
+    assert facts['auth_mechanisms'] == ['CRAM-MD5']
+    assert (facts['auth_mechanism'], facts['auth_succeeded']) == ('CRAM-MD5', True)
+
+
+def test_implicit_tls_with_secure_level(smtpd, pki):
+    facts = probe(host='localhost', port=smtpd('implicit'), implicit_tls=True, tls='secure', ca_file=pki.ca_file,
+                  **credentials())
+    assert facts['tls']['mode'] == 'implicit'
+    assert facts['tls']['verified'] is True
+    assert facts['starttls_offered'] is False
+    assert facts['auth_succeeded'] is True
+
+
+def test_without_credentials_only_reports_mechanisms(smtpd):
+    facts = probe(port=smtpd('starttls'))
+    assert facts['auth_mechanisms'] == ['LOGIN', 'PLAIN']
+    assert (facts['auth_attempted'], facts['auth_succeeded']) == (False, False)
+    assert 'auth_mechanism' not in facts
+
+
+@pytest.mark.parametrize('with_cryptography', [True, False], ids=['cryptography', 'stdlib-fallback'])
+def test_unverified_session_still_reports_certificate(smtpd, pki, monkeypatch, with_cryptography):
+    # getpeercert() is empty without verification, so both DER decoders must fill the same facts.
+    if with_cryptography:
+        assert smtp_probe.HAS_CRYPTOGRAPHY, 'cryptography is in the test venv'
+    else:
+        monkeypatch.setattr(smtp_probe, 'HAS_CRYPTOGRAPHY', False)
+    tls = probe(port=smtpd('starttls'), tls='encrypt')['tls']
+    assert tls['verified'] is False
+    assert tls['peer_subject'] == 'O=Probe Upstream, CN=localhost'
+    assert tls['peer_issuer'] == 'O=Probe Test, CN=Probe Test CA'
+    assert tls['peer_dns_names'] == ['localhost']
+    assert tls['not_after'] == pki.server_not_after.strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def test_certificate_details_are_optional(smtpd, monkeypatch):
+    def broken(der):
+        raise ValueError('unparsable certificate')
+
+    monkeypatch.setattr(smtp_probe, '_cert_facts_from_cryptography', broken)
+    tls = probe(port=smtpd('starttls'), tls='encrypt')['tls']
+    assert tls['version'] and tls['peer_subject'] is None and tls['days_left'] is None
+
+
+def test_may_upgrades_when_starttls_is_offered(smtpd):
+    tls = probe(port=smtpd('starttls'), tls='may')['tls']
+    assert (tls['mode'], tls['verified']) == ('starttls', False)
+
+
+def test_may_stays_in_plaintext_without_starttls(smtpd):
+    facts = probe(port=smtpd('plain'), tls='may')
+    assert facts['starttls_offered'] is False
+    assert facts['tls']['mode'] == 'none' and facts['tls']['version'] is None
+    assert facts['auth_mechanisms'] == ['LOGIN', 'PLAIN']
+
+
+def test_none_ignores_offered_starttls(smtpd):
+    facts = probe(port=smtpd('starttls'), tls='none')
+    assert facts['starttls_offered'] is True
+    assert facts['tls']['mode'] == 'none'
+    assert facts['auth_mechanisms'] == [], 'the server offers AUTH only over TLS'
+
+
+def test_plaintext_auth_when_explicitly_allowed(smtpd):
+    facts = probe(port=smtpd('plain'), tls='none', allow_plaintext_auth=True, **credentials())
+    assert facts['auth_succeeded'] is True and facts['tls']['mode'] == 'none'
+
+
+# --- failure branches ----------------------------------------------------------------------------
+
+
+def test_connection_refused():
+    port = servers.closed_port()
+    msg, facts = probe_fails(port=port)
+    assert msg == 'connection refused by 127.0.0.1:%d' % port
+    assert 'banner' not in facts
+
+
+def test_timeout_when_server_never_greets(scripted):
+    port = scripted(None)
+    started = time.monotonic()
+    msg = failure_message(port=port, timeout=1)
+    assert msg == 'timed out after 1 s connecting to 127.0.0.1:%d' % port
+    assert time.monotonic() - started < 5
+
+
+def test_timeout_in_a_later_step_names_it(scripted):
+    port = scripted('220 slow.test ESMTP', {'EHLO': '250-slow.test\r\n250 STARTTLS', 'STARTTLS': ''})
+    msg, facts = probe_fails(port=port, timeout=1)
+    assert msg == 'timed out after 1 s waiting for 127.0.0.1:%d during STARTTLS' % port
+    assert facts['starttls_offered'] is True
+
+
+def test_greeting_refused(scripted):
+    port = scripted('554 5.3.2 no service for you')
+    msg = failure_message(port=port)
+    assert msg == '127.0.0.1:%d refused the session: 554 5.3.2 no service for you' % port
+
+
+def test_ehlo_rejected(smtpd):
+    port = smtpd('ehlo_rejected')
+    msg, facts = probe_fails(port=port)
+    assert msg == '127.0.0.1:%d rejected EHLO: 550 5.7.1 EHLO refused by test server' % port
+    assert facts['banner'].startswith('220 ')
+
+
+def test_certificate_from_unknown_ca(smtpd, pki):
+    msg = failure_message(host='localhost', port=smtpd('starttls'), tls='verify', ca_file=pki.other_ca_file)
+    assert msg == 'TLS certificate verification failed for localhost: unable to get local issuer certificate'
+
+
+def test_hostname_mismatch(smtpd, pki):
+    msg = failure_message(host='localhost', port=smtpd('other_name'), tls='verify', ca_file=pki.ca_file)
+    assert msg == ("TLS certificate verification failed for localhost: "
+                   "Hostname mismatch, certificate is not valid for 'localhost'.")
+
+
+def test_address_does_not_match_certificate(smtpd, pki):
+    # The certificate names only 'localhost'; reaching the same server by address must fail at verify.
+    msg = failure_message(port=smtpd('starttls'), tls='verify', ca_file=pki.ca_file)
+    assert msg == ("TLS certificate verification failed for 127.0.0.1: "
+                   "IP address mismatch, certificate is not valid for '127.0.0.1'.")
+
+
+def test_missing_ca_file(smtpd, tmp_path):
+    missing = str(tmp_path / 'nope.pem')
+    msg = failure_message(port=smtpd('starttls'), tls='verify', ca_file=missing)
+    assert msg == 'cannot load CA file %s: No such file or directory' % missing
+
+
+def test_implicit_tls_against_a_starttls_port(smtpd):
+    port = smtpd('starttls')
+    msg = failure_message(port=port, implicit_tls=True, timeout=3)
+    assert msg.startswith('TLS handshake with 127.0.0.1:%d failed: ' % port)
+    assert msg.endswith('(does 127.0.0.1:%d speak implicit TLS? STARTTLS ports need implicit_tls=false)' % port)
+
+
+@pytest.mark.parametrize('level', ['none', 'may'])
+def test_implicit_tls_needs_encryption_level(level):
+    msg = failure_message(port=servers.closed_port(), implicit_tls=True, tls=level)
+    assert msg == 'implicit_tls=true needs tls=encrypt, verify or secure (got tls=%s)' % level
+
+
+@pytest.mark.parametrize('level', ['encrypt', 'verify', 'secure'])
+def test_starttls_not_offered(smtpd, level):
+    port = smtpd('plain')
+    msg, facts = probe_fails(port=port, tls=level)
+    assert msg == '127.0.0.1:%d does not offer STARTTLS (tls=%s requires it)' % (port, level)
+    assert facts['starttls_offered'] is False
+
+
+def test_starttls_refused_by_server(scripted):
+    port = scripted('220 x.test ESMTP', {'EHLO': '250-x.test\r\n250 STARTTLS', 'STARTTLS': '454 4.7.0 TLS not available'})
+    msg = failure_message(port=port)
+    assert msg == '127.0.0.1:%d answered STARTTLS with 454 4.7.0 TLS not available' % port
+
+
+def test_server_hangs_up_during_starttls(scripted):
+    port = scripted('220 x.test ESMTP', {'EHLO': '250-x.test\r\n250 STARTTLS', 'STARTTLS': None})
+    msg = failure_message(port=port)
+    assert msg == '127.0.0.1:%d closed the connection during STARTTLS' % port
+
+
+@pytest.mark.parametrize('level', ['none', 'may'])
+def test_refuses_plaintext_credentials(smtpd, level):
+    port = smtpd('plain')
+    msg, facts = probe_fails(port=port, tls=level, **credentials())
+    assert msg == ('refusing to send the credentials of user relay-a to 127.0.0.1:%d without TLS (tls=%s); '
+                   'set allow_plaintext_auth=true to allow it' % (port, level))
+    assert facts['auth_attempted'] is False
+
+
+def test_no_auth_offered_over_this_channel(smtpd):
+    port = smtpd('no_auth')
+    msg, facts = probe_fails(port=port, **credentials())
+    assert msg == '127.0.0.1:%d offers no AUTH over this channel (TLS: starttls)' % port
+    assert facts['tls']['mode'] == 'starttls'
+
+
+def test_no_mechanism_in_common(smtpd):
+    msg, facts = probe_fails(port=smtpd('cram_only'), **credentials())
+    assert msg == 'no SASL mechanism in common: server offers CRAM-MD5, client supports PLAIN, LOGIN ' + SASL_HINT
+    assert facts['auth_attempted'] is False
+
+
+@pytest.mark.parametrize('mechanism', ['PLAIN', 'LOGIN', 'CRAM-MD5'])
+def test_credentials_rejected(smtpd, mechanism):
+    server = 'cram_only' if mechanism == 'CRAM-MD5' else 'starttls'
+    msg, facts = probe_fails(port=smtpd(server), mechanisms=[mechanism], **credentials('wrong password'))
+    assert msg == 'authentication rejected for user relay-a: 535 5.7.8 Authentication credentials invalid'
+    assert (facts['auth_attempted'], facts['auth_succeeded']) == (True, False)
+
+
+def test_server_hangs_up_during_auth(scripted):
+    port = scripted('220 x.test ESMTP', {'EHLO': '250-x.test\r\n250 AUTH PLAIN', 'AUTH': None})
+    msg = failure_message(port=port, tls='none', allow_plaintext_auth=True, **credentials())
+    assert msg == '127.0.0.1:%d closed the connection during AUTH' % port
+
+
+def test_unresolvable_and_unreachable_hosts_read_plainly():
+    import socket
+    p = params(host='smtp.invalid', port=25)
+    gai = socket.gaierror(socket.EAI_NONAME, 'Name or service not known')
+    assert smtp_probe.describe_network_error(gai, p, 'greeting') == 'cannot resolve smtp.invalid: Name or service not known'
+    unreachable = OSError(101, 'Network is unreachable')
+    assert (smtp_probe.describe_network_error(unreachable, p, 'greeting')
+            == 'cannot connect to smtp.invalid:25: Network is unreachable')
+
+
+# --- the module entry point ----------------------------------------------------------------------
+
+
+def run_main(capsys, args):
+    """Result of main(), plus everything it printed."""
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            smtp_probe.main()
+    captured = capsys.readouterr()
+    return json.loads(captured.out), captured.out + captured.err
+
+
+@pytest.mark.parametrize('check_mode', [False, True], ids=['normal', 'check-mode'])
+def test_main_success_is_unchanged_and_hides_the_password(smtpd, pki, capsys, check_mode):
+    result, output = run_main(capsys, dict(host='localhost', port=smtpd('starttls'), tls='verify', ca_file=pki.ca_file,
+                                           helo_name='probe.test', _ansible_check_mode=check_mode, **credentials()))
+    assert result.get('failed') is not True, result
+    assert result['changed'] is False
+    assert result['auth_succeeded'] is True
+    assert result['tls']['verified'] is True
+    assert PASSWORD not in output
+
+
+def test_main_failure_keeps_facts_and_hides_the_password(smtpd, capsys):
+    port = smtpd('starttls')
+    result, output = run_main(capsys, dict(host='127.0.0.1', port=port, helo_name='probe.test',
+                                           username=USERNAME, password=PASSWORD + 'x'))
+    assert result['failed'] is True
+    assert result['changed'] is False
+    assert result['msg'] == 'authentication rejected for user relay-a: 535 5.7.8 Authentication credentials invalid'
+    assert result['auth_attempted'] is True and result['tls']['mode'] == 'starttls'
+    assert PASSWORD not in output
+
+
+def test_main_accepts_a_relay_upstreams_entry_with_mx_lookup(smtpd, capsys):
+    entry = dict(host='127.0.0.1', port=smtpd('starttls'), mx_lookup=False, tls='encrypt', implicit_tls=False)
+    result = run_main(capsys, dict(entry, helo_name='probe.test'))[0]
+    assert result.get('failed') is not True, result
+    assert result['starttls_offered'] is True
+
+
+def test_main_needs_password_with_username(capsys):
+    result = run_main(capsys, dict(host='127.0.0.1', username=USERNAME))[0]
+    assert result['failed'] is True
+    assert 'username' in result['msg'] and 'password' in result['msg']
+
+
+def test_main_rejects_non_positive_timeout(capsys):
+    result = run_main(capsys, dict(host='127.0.0.1', timeout=0))[0]
+    assert result['msg'] == 'timeout must be a positive number of seconds, got 0'
+
+
+def test_days_left_counts_whole_days_and_goes_negative(monkeypatch):
+    expired = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=2, hours=1)
+
+    class FakeSocket:
+        def version(self):
+            return 'TLSv1.3'
+
+        def cipher(self):
+            return ('TLS_AES_128_GCM_SHA256', 'TLSv1.3', 128)
+
+    class FakeSMTP:
+        sock = FakeSocket()
+
+    monkeypatch.setattr(smtp_probe, 'certificate_facts', lambda sock: {'not_after': expired})
+    tls = smtp_probe.tls_facts(FakeSMTP(), 'starttls', False)
+    assert tls['days_left'] == -3
+    assert tls['cipher'] == 'TLS_AES_128_GCM_SHA256'
