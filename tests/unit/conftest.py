@@ -1,0 +1,65 @@
+# Copyright: Contributors to the smarthost.postfix collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Make `ansible_collections.smarthost.postfix` importable for plain pytest runs.
+
+The repo is a flat collection root. Inside an .../ansible_collections/smarthost/postfix tree
+(ansible-test, the sanity copy) the directory above `ansible_collections` goes on sys.path;
+otherwise a temporary tree with a symlink to the repo is made for the session.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from unittest import mock
+
+import pytest
+
+COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _collections_parent():
+    parts = COLLECTION_ROOT.split(os.sep)
+    if len(parts) >= 3 and parts[-3] == 'ansible_collections':
+        return os.sep.join(parts[:-3])
+    parent = tempfile.mkdtemp(prefix='smarthost-postfix-unit-')
+    # rmtree removes the symlink, never what it points to.
+    atexit.register(shutil.rmtree, parent, True)
+    namespace_dir = os.path.join(parent, 'ansible_collections', 'smarthost')
+    os.makedirs(namespace_dir)
+    os.symlink(COLLECTION_ROOT, os.path.join(namespace_dir, 'postfix'))
+    return parent
+
+
+if 'ansible_collections.smarthost.postfix' not in sys.modules:
+    sys.path.insert(0, _collections_parent())
+
+
+@pytest.fixture
+def set_module_args():
+    """Return a function that makes the next AnsibleModule read the given arguments.
+
+    Logging to the target syslog stays off (what no_target_syslog does) so test secrets are not written to the host's journal.
+    """
+    from ansible.module_utils import basic
+
+    stack = contextlib.ExitStack()
+
+    def _set(args):
+        args = dict(args, _ansible_no_log=True)
+        try:
+            from ansible.module_utils.testing import patch_module_args
+        except ImportError:  # ansible-core < 2.19
+            stack.enter_context(mock.patch.object(basic, '_ANSIBLE_ARGS', json.dumps({'ANSIBLE_MODULE_ARGS': args}).encode()))
+        else:
+            stack.enter_context(patch_module_args(args))
+
+    with stack:
+        yield _set
