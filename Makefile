@@ -31,7 +31,7 @@ export ANSIBLE_FORCE_COLOR ?= false
 export PY_COLORS ?= 0
 
 .PHONY: help setup host-packages venv images network guard collection-link \
-        demo test lint yamllint ansible-lint sanity unit integration build molecule bench clean
+        demo test lint yamllint ansible-lint docs docs-check sanity-copy sanity unit integration build molecule bench clean
 
 help:
 	@echo "make demo   - set up everything, boot the lab, relay a message through an authenticated smarthost"
@@ -87,7 +87,14 @@ demo: setup
 test: setup lint sanity unit integration build molecule
 	@echo "make test: all checks passed"
 
-lint: yamllint ansible-lint
+lint: yamllint ansible-lint docs-check
+
+# README variable tables are generated from the roles' meta/argument_specs.yml.
+docs: venv
+	@$(BIN)/python tests/docs/role_vars.py --write
+
+docs-check: venv
+	@$(BIN)/python tests/docs/role_vars.py --check
 
 yamllint: venv
 	@$(BIN)/yamllint -s .
