@@ -20,7 +20,7 @@ if grep -E '(^|/)(\.venv|\.cache|\.tmp|\.git|\.ci|molecule|tests/images|__pycach
   exit 1
 fi
 
-"$bin/ansible-galaxy" collection install --offline -p "$out/install" "$tarball" >/dev/null
+"$bin/ansible-galaxy" collection install --offline --force --no-deps -p "$out/install" "$tarball" >/dev/null
 for doc in smarthost.postfix.postmap smarthost.postfix.smtp_probe; do
   ANSIBLE_COLLECTIONS_PATH=$out/install "$bin/ansible-doc" "$doc" >/dev/null
 done
