@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Render each role's meta/argument_specs.yml as the README's variable tables.
 
 The argument specs are the single source: `role_vars.py --write` refreshes README.md between the

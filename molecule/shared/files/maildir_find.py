@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Find the messages whose Subject holds MARKER in a sink's Maildir and describe how they arrived.
 
 Usage: maildir_find.py MAILDIR MARKER

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Submit one message by plain SMTP (as an MUA on a lab client would) and print the outcome as JSON.
 
 Usage: smtp_submit.py HOST SENDER RECIPIENT SUBJECT
