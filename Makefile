@@ -24,7 +24,6 @@ LAB_SUBNET       ?= 10.89.77.0/24
 
 export CONTAINERS_CONF := $(ROOT)/tests/images/containers.conf
 export ANSIBLE_COLLECTIONS_PATH := $(COLL_ROOT)
-export ANSIBLE_PYTHON_INTERPRETER := $(BIN)/python
 export PATH := $(BIN):$(PATH)
 export LAB_IMAGE LAB_IMAGE_TRIXIE LAB_NETWORK LAB_SUBNET
 export ANSIBLE_FORCE_COLOR ?= false
