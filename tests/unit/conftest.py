@@ -63,3 +63,12 @@ def set_module_args():
 
     with stack:
         yield _set
+
+
+@pytest.fixture
+def config_dir(tmp_path):
+    """A throwaway Postfix config dir: postmap and postconf need a main.cf (and a compatibility_level)."""
+    directory = tmp_path / 'postfix'
+    directory.mkdir()
+    (directory / 'main.cf').write_text('compatibility_level = 3.6\n')
+    return str(directory)

@@ -160,14 +160,6 @@ def test_map_path_suffixes_and_unknown_type():
 # --- PostfixCommands against the real binaries -------------------------------------------------
 
 @pytest.fixture
-def config_dir(tmp_path):
-    directory = tmp_path / 'postfix'
-    directory.mkdir()
-    (directory / 'main.cf').write_text('compatibility_level = 3.6\n')
-    return str(directory)
-
-
-@pytest.fixture
 def module(set_module_args):
     set_module_args({})
     return AnsibleModule(argument_spec={})

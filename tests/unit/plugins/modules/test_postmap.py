@@ -31,14 +31,6 @@ UPSTREAM = '[smtp-a.example.net]:587'
 
 
 @pytest.fixture
-def config_dir(tmp_path):
-    directory = tmp_path / 'postfix'
-    directory.mkdir()
-    (directory / 'main.cf').write_text('compatibility_level = 3.6\n')
-    return str(directory)
-
-
-@pytest.fixture
 def table(tmp_path):
     return str(tmp_path / 'sasl_passwd')
 
