@@ -7,9 +7,10 @@ Usage: bench/run.py [converge|fleet|failover|throughput ...]   (default: all fou
 Every figure is the median of BENCH_RUNS runs (default 3), and every comparison is measured
 side by side inside each run, because the machine is shared: read the ratios, not the seconds.
 Environment: BENCH_RUNS, BENCH_FLEET ("1 4 8"), BENCH_FLEET_PACKAGES (preinstalled | fresh),
-BENCH_MESSAGES (500), BENCH_REFERENCE_MESSAGES (100), LAB_IMAGE, LAB_NETWORK.
+BENCH_CONNECTION (ssh | podman), BENCH_MESSAGES (500), BENCH_REFERENCE_MESSAGES (100), LAB_IMAGE, LAB_NETWORK,
+BENCH_KEEP=1 (leave the lab's sinks, relay and images for a look; `podman rm -f` them by hand).
 Writes docs/performance.md and docs/bench-raw.json (all runs) and prints the tables.
-Containers are named bn-* and removed at the end, also on failure or Ctrl-C.
+Containers are named bn-* and removed at the end, also on failure or Ctrl-C (unless BENCH_KEEP=1).
 """
 import argparse
 import datetime
@@ -39,6 +40,10 @@ BIN = Path(sys.executable).parent
 IMAGE = os.environ.get("LAB_IMAGE", "localhost/smarthost-debian12:latest")
 NETWORK = os.environ.get("LAB_NETWORK", "smarthost-lab")
 PREINSTALLED_IMAGE = "localhost/bn-bench-preinstalled:latest"
+# The lab image plus an SSH server: Ansible reaches the bench's hosts over SSH with pipelining, as it
+# reaches a fleet. The podman connection plugin cannot pipeline and costs about 1 s a task here.
+SSH_IMAGE = "localhost/bn-bench-ssh:latest"
+SSH_KEY = WORK / "ssh" / "id_ed25519"
 FIGURES = ("converge", "fleet", "failover", "throughput")
 
 # Static addresses from the bench's range (10.89.77.100-140); the client address only feeds mynetworks.
@@ -121,18 +126,27 @@ def ratio(numerator, denominator):
 class Lab:
     """The bench's containers on the lab network; everything started here is removed by cleanup()."""
 
-    def __init__(self):
+    def __init__(self, connection):
+        self.connection = connection
+        self.base = IMAGE
         self.started = []
         self.images = []
+        # Container IDs by name: a name comes back with a new container, and an SSH master
+        # connection kept for the old one must not be reused (see Ansible.inventory).
+        self.ids = {}
 
-    def start(self, names, image=IMAGE, caps=()):
+    def start(self, names, image=None, caps=()):
         """Start fresh systemd containers and wait until they finished booting."""
         for name in names:
             run(["podman", "rm", "-f", "-t", "0", name], check=False)
+            # Names and addresses come back with new containers: a fixed MAC per address keeps the
+            # host's ARP entry right (an entry for an old MAC made SSH time out), and one left over
+            # from elsewhere is dropped.
+            run(["ip", "neigh", "flush", "to", address(name)], check=False)
             cmd = ["podman", "run", "-d", "--name", name, "--hostname", name, "--network", NETWORK,
-                   "--ip", address(name)]
+                   "--ip", address(name), "--mac-address", mac_address(name)]
             cmd += [arg for cap in caps for arg in ("--cap-add", cap)]
-            run(cmd + [image])
+            self.ids[name] = run(cmd + [image or self.base]).stdout.strip()[:12]
             self.started.append(name)
         for name in names:
             # "degraded" is fine (some units do not start in a container); the boot is over either way.
@@ -165,14 +179,38 @@ class Lab:
             raise BenchError(f"{name}: {shlex.join(argv)} did not start: {first} {proc.stderr.read()[-2000:]}")
         return proc
 
+    def commit(self, name, image):
+        """Stop a container and keep it as an image (removed again by cleanup())."""
+        run(["podman", "stop", "-t", "5", name])
+        run(["podman", "commit", "-q", name, image])
+        self.images.append(image)
+        self.remove([name])
+
+    def build_ssh_image(self):
+        """The lab image with an SSH server that lets the bench's key in as root; every bench host starts from it."""
+        SSH_KEY.parent.mkdir(parents=True, exist_ok=True)
+        if not SSH_KEY.exists():
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "smarthost-bench", "-f", str(SSH_KEY)])
+        self.start(["bn-base"], image=IMAGE)
+        # The package lists go again: the role's first converge must find the image as bare as the lab image.
+        self.sh("bn-base", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
+                           " openssh-server >/dev/null && rm -rf /var/lib/apt/lists/* && systemctl enable -q ssh"
+                           " && install -d -m 0700 /root/.ssh && cat > /root/.ssh/authorized_keys"
+                           " && chmod 0600 /root/.ssh/authorized_keys",
+                stdin=SSH_KEY.with_suffix(".pub").read_text(encoding="utf-8"))
+        self.commit("bn-base", SSH_IMAGE)
+        self.base = SSH_IMAGE
+
     def build_preinstalled_image(self):
         """An image with the role's packages installed as its apt task would, for fleets without the package install."""
         self.start(["bn-base"])
         self.sh("bn-base", PACKAGE_INSTALL)
-        run(["podman", "stop", "-t", "5", "bn-base"])
-        run(["podman", "commit", "-q", "bn-base", PREINSTALLED_IMAGE])
-        self.images.append(PREINSTALLED_IMAGE)
-        self.remove(["bn-base"])
+        self.commit("bn-base", PREINSTALLED_IMAGE)
+
+
+def mac_address(name):
+    """A locally administered MAC derived from the container's address."""
+    return "02:00:" + ":".join(f"{int(octet):02x}" for octet in address(name).split("."))
 
 
 def address(name):
@@ -186,8 +224,10 @@ def address(name):
 class Ansible:
     """ansible-playbook and ansible runs against inventories that reuse the molecule/shared playbooks."""
 
-    def __init__(self):
+    def __init__(self, lab):
+        self.lab = lab
         self.env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_STDOUT_CALLBACK="default",
+                        ANSIBLE_PIPELINING="1", ANSIBLE_HOST_KEY_CHECKING="0",
                         ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_DEPRECATION_WARNINGS="0",
                         # Per-task times in the logs and the raw figures: where a converge spends its time.
                         ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", PROFILE_TASKS_TASK_OUTPUT_LIMIT="6")
@@ -195,16 +235,25 @@ class Ansible:
         self.logs = WORK / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
 
-    @staticmethod
-    def inventory(relays):
+    def host(self, name):
+        """Connection variables of one bench container."""
+        if self.lab.connection == "podman":
+            return {"ansible_connection": "containers.podman.podman"}
+        return {"ansible_connection": "ansible.builtin.ssh", "ansible_host": address(name), "ansible_user": "root",
+                "ansible_ssh_private_key_file": str(SSH_KEY),
+                "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+                # One master connection per container, as Ansible keeps one per host (ControlPersist);
+                # keyed by the container ID because the bench reuses names and addresses.
+                "ansible_control_path_dir": str(WORK / "cp" / self.lab.ids.get(name, name))}
+
+    def inventory(self, relays):
         """Write an inventory with the lab's groups; the sinks are always there for lab.yml's lookups."""
         data = {"all": {
-            "vars": {"ansible_connection": "containers.podman.podman", "ansible_python_interpreter": "/usr/bin/python3",
-                     "lab_allowed_client": ALLOWED_CLIENT},
+            "vars": {"ansible_python_interpreter": "/usr/bin/python3", "lab_allowed_client": ALLOWED_CLIENT},
             "children": {
-                "upstreams": {"children": {"upstream_a": {"hosts": {UPSTREAM_A: None}},
-                                           "upstream_b": {"hosts": {UPSTREAM_B: None}}}},
-                "relays": {"hosts": {name: None for name in relays}}}}}
+                "upstreams": {"children": {"upstream_a": {"hosts": {UPSTREAM_A: self.host(UPSTREAM_A)}},
+                                           "upstream_b": {"hosts": {UPSTREAM_B: self.host(UPSTREAM_B)}}}},
+                "relays": {"hosts": {name: self.host(name) for name in relays}}}}}
         path = WORK / f"inventory-{'-'.join(relays) or 'none'}.json"
         path.write_text(json.dumps(data, indent=1), encoding="utf-8")
         return path
@@ -499,6 +548,9 @@ def figure_throughput(lab, runs, messages, reference_messages):
 
 def set_up_lab(lab, ansible, figures, fleet_image):
     """Sinks A and B, the long-lived relay (converged for failover and throughput); returns the CA bundle."""
+    if lab.connection == "ssh":
+        log(f"building {SSH_IMAGE} (the lab image with an SSH server)")
+        lab.build_ssh_image()
     log("starting upstream A, fallback B and the relay")
     lab.start([UPSTREAM_A, UPSTREAM_B], caps=["NET_ADMIN"])
     lab.start([RELAY])
@@ -528,7 +580,11 @@ def set_up_lab(lab, ansible, figures, fleet_image):
     return Lab.sh(RELAY, f"cat {CA_BUNDLE}").stdout
 
 
-def machine():
+CONNECTIONS = {"ssh": "Ansible over SSH with pipelining (lab image plus openssh-server)",
+               "podman": "Ansible over the containers.podman.podman connection (no pipelining)"}
+
+
+def machine(connection):
     """Where the figures were measured."""
     meminfo = Path("/proc/meminfo").read_text(encoding="utf-8")
     cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
@@ -539,7 +595,7 @@ def machine():
             "kernel": platform.release(),
             "podman": run(["podman", "--version"]).stdout.strip().removeprefix("podman version "),
             "ansible_core": run([str(BIN / "ansible"), "--version"]).stdout.splitlines()[0],
-            "lab_image": IMAGE}
+            "lab_image": IMAGE, "connection": CONNECTIONS[connection]}
 
 
 # ---- report -----------------------------------------------------------------------------------
@@ -660,7 +716,11 @@ METHOD = """\
 ## How it is measured
 
 - `make bench` runs `bench/run.py`: it starts its own containers (`bn-*`, static addresses
-  10.89.77.100-140 on the `smarthost-lab` network) from the lab image, prepares upstream A and fallback B
+  10.89.77.100-140 on the `smarthost-lab` network) from the lab image plus an SSH server (an image the
+  bench builds and removes again): Ansible reaches them over SSH with pipelining, as it reaches a fleet.
+  (`BENCH_CONNECTION=podman` uses the podman connection plugin instead, which cannot pipeline and costs
+  about 1 s a task here: the figures of the first bench, before this, were taken that way.)
+  It prepares upstream A and fallback B
   with `molecule/shared/prepare.yml` (the `sink` role: STARTTLS on 587, AUTH required, self-signed CA) and
   converges relays with `molecule/shared/converge.yml` (the `relay` role with the lab's upstreams).
 - Each figure is the median of `BENCH_RUNS` runs (default 3); every comparison (floor, reference,
@@ -668,8 +728,8 @@ METHOD = """\
   The machine is shared and noisy: compare the ratios, not the absolute seconds.
 - Figure 1: each run starts two fresh containers: one gets the relay's first converge (package install
   included), then `ansible -m ping`, then the no-op rerun; the other times the bare package install
-  (`apt-get update` and `apt-get install postfix libsasl2-modules`, noninteractive with debconf's defaults
-  like the role's apt task).
+  (`apt-get update` and `apt-get install postfix libsasl2-modules`, noninteractive with debconf's defaults,
+  as the role's install task runs them).
 - Figure 2: N fresh relays converged in one play with `forks = N`. With `BENCH_FLEET_PACKAGES=preinstalled`
   (the default, to keep `make bench` short on 2 cores) they start from an image with the packages
   installed the same way (committed from a container, not timed): the figure shows the role's own cost,
@@ -700,6 +760,7 @@ def render(data):
            "Generated by `make bench` (`bench/run.py`); raw figures in [bench-raw.json](bench-raw.json).", "",
            f"Measured {mach['date']} on {mach['cpus']} CPUs ({mach['cpu_model']}), {mach['memory_gib']} GiB RAM, "
            f"kernel {mach['kernel']}, podman {mach['podman']}, {mach['ansible_core']}, image {mach['lab_image']}; "
+           f"{mach.get('connection', CONNECTIONS['podman'])}; "
            f"{data['settings']['runs']} runs per figure.", "",
            "Bench time on this machine: lab set-up " + fmt(data.get("setup_seconds", 0) / 60, " min") + ", "
            + ", ".join(f"{key} {fmt(fig.get('bench_seconds', 0) / 60, ' min')}" for key, fig in figs.items()) + ".", "",
@@ -736,12 +797,13 @@ def settings_from_env():
     runs = int(os.environ.get("BENCH_RUNS", "3"))
     sizes = [int(size) for size in os.environ.get("BENCH_FLEET", "1 4 8").split()]
     packages = os.environ.get("BENCH_FLEET_PACKAGES", "preinstalled")
+    connection = os.environ.get("BENCH_CONNECTION", "ssh")
     messages = int(os.environ.get("BENCH_MESSAGES", "500"))
     reference = int(os.environ.get("BENCH_REFERENCE_MESSAGES", "100"))
-    if runs < 1 or not sizes or min(sizes) < 1 or max(sizes) > FLEET_MAX or packages not in ("preinstalled", "fresh") or min(messages, reference) < 1:
+    if runs < 1 or not sizes or min(sizes) < 1 or max(sizes) > FLEET_MAX or packages not in ("preinstalled", "fresh") or connection not in ("ssh", "podman") or min(messages, reference) < 1:
         raise SystemExit(f"bad settings: BENCH_RUNS={runs} BENCH_FLEET={sizes} (1-{FLEET_MAX}) "
-                         f"BENCH_FLEET_PACKAGES={packages} BENCH_MESSAGES={messages} BENCH_REFERENCE_MESSAGES={reference}")
-    return {"runs": runs, "fleet": sizes, "fleet_packages": packages, "messages": messages, "reference_messages": reference}
+                         f"BENCH_FLEET_PACKAGES={packages} BENCH_CONNECTION={connection} BENCH_MESSAGES={messages} BENCH_REFERENCE_MESSAGES={reference}")
+    return {"runs": runs, "fleet": sizes, "fleet_packages": packages, "connection": connection, "messages": messages, "reference_messages": reference}
 
 
 def main():
@@ -759,9 +821,11 @@ def main():
     os.environ.setdefault("CONTAINERS_CONF", str(ROOT / "tests" / "images" / "containers.conf"))
     WORK.mkdir(parents=True, exist_ok=True)
     data = json.loads(RAW_JSON.read_text(encoding="utf-8")) if RAW_JSON.exists() else {"figures": {}}
-    data.update(machine=machine(), settings=settings, command="make bench")
-    fleet_image = PREINSTALLED_IMAGE if settings["fleet_packages"] == "preinstalled" else IMAGE
-    lab, ansible = Lab(), Ansible()
+    data.update(machine=machine(settings["connection"]), settings=settings, command="make bench")
+    # None: the bench's base image, without the packages.
+    fleet_image = PREINSTALLED_IMAGE if settings["fleet_packages"] == "preinstalled" else None
+    lab = Lab(settings["connection"])
+    ansible = Ansible(lab)
     started = time.monotonic()
     try:
         bundle = set_up_lab(lab, ansible, figures, fleet_image)
@@ -784,8 +848,11 @@ def main():
         log(f"FAILED: {error}")
         return 1
     finally:
-        log("removing the bench containers")
-        lab.cleanup()
+        if os.environ.get("BENCH_KEEP") == "1":
+            log(f"BENCH_KEEP=1: left {', '.join(lab.started)} and {', '.join(lab.images)}")
+        else:
+            log("removing the bench containers")
+            lab.cleanup()
     data["total_seconds"] = round(time.monotonic() - started, 1)
     log(f"done in {data['total_seconds']} s")
     write_report(data)

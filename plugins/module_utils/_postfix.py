@@ -126,9 +126,13 @@ def render_source(entries):
     return ''.join('%s %s\n' % (key, value) for key, value in entries)
 
 
-def mask_entries(entries):
-    """The same entries with every value replaced by SECRET_MASK."""
-    return [(key, SECRET_MASK) for key, dummy in entries]
+def mask_entries(entries, changed=()):
+    """The same entries with every value replaced by SECRET_MASK, marked where the value changed.
+
+    A diff of masks alone would hide which secret changes; the mark tells without a hint of the value.
+    """
+    changed = set(fold_key(key) for key in changed)
+    return [(key, SECRET_MASK + (' (changed)' if fold_key(key) in changed else '')) for key, dummy in entries]
 
 
 def effective_entries(entries):

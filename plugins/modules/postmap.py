@@ -106,7 +106,10 @@ attributes:
     details: Reports exactly which keys would change; reads the compiled map but writes nothing.
   diff_mode:
     support: full
-    details: Before and after of the source file; with O(secret=true) values are masked.
+    details:
+      - Before and after of the source file.
+      - With O(secret=true) every value is masked, and the keys that are new or whose value changes are
+        marked C((changed)) in the after text.
   idempotent:
     description: When run twice with the same arguments, the second run reports no change.
     support: full
@@ -286,10 +289,11 @@ def write_table(module, postfix, map_type, path, entries, replace_source, file_a
                 os.unlink(leftover)
 
 
-def source_diff(path, text, current, entries, replace_source, secret):
+def source_diff(path, text, current, entries, replace_source, secret, keys):
     if secret:
         before = render_source(mask_entries(current))
-        after = render_source(mask_entries(entries)) if replace_source else before
+        # Keys that are new or whose value changed are marked; removed ones are missing from after.
+        after = render_source(mask_entries(entries, keys)) if replace_source else before
     else:
         before = text or ''
         after = render_source(entries) if replace_source else before
@@ -352,7 +356,7 @@ def manage_table(module):
         result['changed_keys'] = keys
 
     if module._diff:
-        result['diff'] = source_diff(path, text, current, desired, replace_source, params['secret'])
+        result['diff'] = source_diff(path, text, current, desired, replace_source, params['secret'], keys)
 
     file_args = module.load_file_common_arguments(params, path=path)
     if rebuild and not module.check_mode:

@@ -28,18 +28,8 @@ description:
   - The password is never logged or returned.
 author:
   - smarthost.postfix contributors (!UNKNOWN)
-attributes:
-  check_mode:
-    description: Can run in check mode and return the same result as a normal run.
-    support: full
-    details: The probe only reads from the server, so it runs in check mode too.
-  diff_mode:
-    description: Returns details on what has changed.
-    support: none
-  idempotent:
-    description: Running it again gives the same result and changes nothing.
-    support: full
-    details: The module never changes anything; C(changed) is always false.
+extends_documentation_fragment:
+  - smarthost.postfix.read_only
 options:
   host:
     description:

@@ -30,18 +30,8 @@ author:
   - smarthost.postfix contributors (!UNKNOWN)
 requirements:
   - dnspython >= 2.0
-attributes:
-  check_mode:
-    description: Can run in check mode and return the same result as a normal run.
-    support: full
-    details: The module only reads DNS, so it runs in check mode too.
-  diff_mode:
-    description: Returns details on what has changed.
-    support: none
-  idempotent:
-    description: Running it again gives the same result and changes nothing.
-    support: full
-    details: The module never changes anything; C(changed) is always false.
+extends_documentation_fragment:
+  - smarthost.postfix.read_only
 options:
   domain:
     description:

@@ -12,8 +12,13 @@ relay_map_digest() {
       if [ "$compiled" -ot "$source" ]; then echo stale; fi
       LC_ALL=C sort -- "$source"
       echo
-      postmap -s "$type:$source" | LC_ALL=C sort
-      echo "${PIPESTATUS[0]}"
+      # Postfix commands sleep a second before a fatal exit: no postmap for a map that is not there.
+      if [ -e "$compiled" ]; then
+        postmap -s "$type:$source" | LC_ALL=C sort
+        echo "${PIPESTATUS[0]}"
+      else
+        echo missing
+      fi
     } 2>/dev/null | sha256sum | cut -d ' ' -f 1
   )
   printf '%s %s\n' "$type" "$digest"

@@ -148,6 +148,12 @@ def test_mask_entries_hides_every_value():
     assert masked == 'a ********\nb ********\n'
 
 
+def test_mask_entries_marks_changed_keys_case_insensitively():
+    masked = pf.render_source(pf.mask_entries([('A', PASSWORD), ('b', 'x')], changed=['a']))
+    assert masked == 'A ******** (changed)\nb ********\n'
+    assert PASSWORD not in masked
+
+
 def test_map_path_suffixes_and_unknown_type():
     assert pf.map_path('hash', '/t') == '/t.db'
     assert pf.map_path('btree', '/t') == '/t.db'

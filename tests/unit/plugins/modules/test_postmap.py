@@ -115,11 +115,18 @@ def test_files_are_private_by_default_and_keep_requested_mode(run_module, table)
 def test_secret_never_reaches_output_and_diff_is_masked(run_module):
     result, output = run_module(diff=True, entries={UPSTREAM: PASSWORD}, secret=True)
     assert PASSWORD not in output and 'Pa ss' not in output
-    assert result['diff']['after'] == '%s ********\n' % UPSTREAM
+    assert result['diff']['after'] == '%s ******** (changed)\n' % UPSTREAM
 
-    result, output = run_module(diff=True, entries={UPSTREAM: OTHER_PASSWORD}, secret=True)
-    assert result['changed'] and result['changed_keys'] == [UPSTREAM]
-    assert PASSWORD not in output and OTHER_PASSWORD not in output
+    result, output = run_module(diff=True, entries={UPSTREAM: OTHER_PASSWORD, '[b.example.com]:587': 'u:p-w'}, secret=True)
+    assert result['changed'] and sorted(result['changed_keys']) == sorted([UPSTREAM, '[b.example.com]:587'])
+    assert PASSWORD not in output and OTHER_PASSWORD not in output and 'p-w' not in output
+    # Which entries change shows; what they change to does not.
+    assert result['diff']['before'] == '%s ********\n' % UPSTREAM
+    assert result['diff']['after'] == '%s ******** (changed)\n[b.example.com]:587 ******** (changed)\n' % UPSTREAM
+
+    result, output = run_module(diff=True, entries={UPSTREAM: OTHER_PASSWORD, '[b.example.com]:587': 'u:p-w'}, secret=True)
+    assert not result['changed']
+    assert result['diff']['before'] == result['diff']['after']
 
 
 def test_diff_without_secret_shows_values(run_module, table):
