@@ -7,12 +7,13 @@ Usage: bench/run.py [converge|fleet|failover|throughput ...]   (default: all fou
 Every figure is the median of BENCH_RUNS runs (default 3), and every comparison is measured
 side by side inside each run, because the machine is shared: read the ratios, not the seconds.
 Environment: BENCH_RUNS, BENCH_FLEET ("1 4 8"), BENCH_FLEET_PACKAGES (preinstalled | fresh),
-BENCH_CONNECTION (ssh | podman), BENCH_MESSAGES (500), BENCH_REFERENCE_MESSAGES (100), LAB_IMAGE, LAB_NETWORK,
+BENCH_CONNECTION (ssh | podman), BENCH_MESSAGES (500), BENCH_REFERENCE_MESSAGES (60), LAB_IMAGE, LAB_NETWORK,
 BENCH_KEEP=1 (leave the lab's sinks, relay and images for a look; `podman rm -f` them by hand).
 Writes docs/performance.md and docs/bench-raw.json (all runs) and prints the tables.
 Containers are named bn-* and removed at the end, also on failure or Ctrl-C (unless BENCH_KEEP=1).
 """
 import argparse
+import concurrent.futures
 import datetime
 import json
 import os
@@ -49,7 +50,7 @@ FIGURES = ("converge", "fleet", "failover", "throughput")
 # Static addresses from the bench's range (10.89.77.100-140); the client address only feeds mynetworks.
 UPSTREAM_A, UPSTREAM_B, RELAY = "bn-a", "bn-b", "bn-relay"
 ADDRESSES = {UPSTREAM_A: "10.89.77.100", UPSTREAM_B: "10.89.77.101", RELAY: "10.89.77.102",
-             "bn-pkg": "10.89.77.103", "bn-fresh": "10.89.77.104", "bn-base": "10.89.77.105"}
+             "bn-pkg": "10.89.77.103", "bn-base": "10.89.77.105"}
 FLEET_FIRST_ADDRESS = 111
 FLEET_MAX = 24
 ALLOWED_CLIENT = "10.89.77.140"
@@ -58,6 +59,8 @@ LAB = yaml.safe_load((SHARED / "vars" / "lab.yml").read_text(encoding="utf-8"))
 MAILDIR = LAB["lab_maildir"]
 RECIPIENT = LAB["lab_recipient"]
 CA_BUNDLE = LAB["lab_ca_bundle"]
+# Where the sink role keeps its CA certificate (sink_tls_dir's default).
+SINK_CA = "/etc/sink/tls/ca.pem"
 SENDER = "bench@example.com"
 
 # The package install the role performs, done the way its apt task does it (noninteractive, debconf
@@ -134,10 +137,12 @@ class Lab:
         # Container IDs by name: a name comes back with a new container, and an SSH master
         # connection kept for the old one must not be reused (see Ansible.inventory).
         self.ids = {}
+        # Whether RELAY runs and is converged with the lab's settings (see ready_relay).
+        self.relay_ready = False
 
     def start(self, names, image=None, caps=()):
-        """Start fresh systemd containers and wait until they finished booting."""
-        for name in names:
+        """Start fresh systemd containers side by side and wait until they finished booting."""
+        def start_one(name):
             run(["podman", "rm", "-f", "-t", "0", name], check=False)
             # Names and addresses come back with new containers: a fixed MAC per address keeps the
             # host's ARP entry right (an entry for an old MAC made SSH time out), and one left over
@@ -148,9 +153,9 @@ class Lab:
             cmd += [arg for cap in caps for arg in ("--cap-add", cap)]
             self.ids[name] = run(cmd + [image or self.base]).stdout.strip()[:12]
             self.started.append(name)
-        for name in names:
             # "degraded" is fine (some units do not start in a container); the boot is over either way.
             run(["podman", "exec", name, "systemctl", "is-system-running", "--wait"], check=False, timeout=120)
+        in_parallel(start_one, names)
 
     def remove(self, names):
         """Remove containers now (they are not needed by later steps)."""
@@ -206,6 +211,13 @@ class Lab:
         self.start(["bn-base"])
         self.sh("bn-base", PACKAGE_INSTALL)
         self.commit("bn-base", PREINSTALLED_IMAGE)
+
+
+def in_parallel(func, items):
+    """func(item) for every item, side by side (set-up steps, never a measurement); the first error is raised."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        for future in [pool.submit(func, item) for item in items]:
+            future.result()
 
 
 def mac_address(name):
@@ -287,8 +299,7 @@ class Ansible:
 
 def install_ca(lab, names, bundle):
     """What prepare.yml's second play does for the relays: trust the sinks' CAs."""
-    for name in names:
-        lab.sh(name, f"cat > {CA_BUNDLE} && chmod 0644 {CA_BUNDLE}", stdin=bundle)
+    in_parallel(lambda name: lab.sh(name, f"cat > {CA_BUNDLE} && chmod 0644 {CA_BUNDLE}", stdin=bundle), names)
 
 
 def set_postfix(name, parameter, value):
@@ -323,21 +334,27 @@ def waiter_result(proc, what):
 # ---- figure 1: converge -----------------------------------------------------------------------
 
 def figure_converge(lab, ansible, runs, bundle):
-    """First converge of a fresh relay and its no-op rerun, next to the package install and ping floor."""
+    """First converge of a fresh relay and its no-op rerun, next to the package install and ping floor.
+
+    The fresh relay is the lab's relay: the one of the last run stays, converged, for the failover
+    and throughput figures (a converge less in the bench).
+    """
     results = []
     for number in range(1, runs + 1):
         log(f"converge run {number}/{runs}: fresh relay and a fresh package-install reference")
-        lab.start(["bn-pkg", "bn-fresh"])
-        install_ca(lab, ["bn-fresh"], bundle)
+        lab.relay_ready = False
+        lab.start(["bn-pkg", RELAY])
+        install_ca(lab, [RELAY], bundle)
         packages = timed(lab.sh, "bn-pkg", PACKAGE_INSTALL)[0]
-        first = ansible.playbook(SHARED / "converge.yml", ["bn-fresh"], f"converge-{number}-first")
-        ping = ansible.ping("bn-fresh", f"converge-{number}-ping")
-        noop = ansible.playbook(SHARED / "converge.yml", ["bn-fresh"], f"converge-{number}-noop")
-        lab.remove(["bn-pkg", "bn-fresh"])
+        first = ansible.playbook(SHARED / "converge.yml", [RELAY], f"converge-{number}-first")
+        ping = ansible.ping(RELAY, f"converge-{number}-ping")
+        noop = ansible.playbook(SHARED / "converge.yml", [RELAY], f"converge-{number}-noop")
+        lab.remove(["bn-pkg"] if number == runs else ["bn-pkg", RELAY])
         results.append({"run": number, "ping_seconds": ping, "package_install_seconds": packages, "first": first, "noop": noop,
                         "first_minus_packages_seconds": round(first["seconds"] - packages, 3),
                         "noop_to_ping": ratio(noop["seconds"], ping)})
         log(f"  ping {ping} s, packages {packages} s, first {first['seconds']} s, no-op {noop['seconds']} s")
+    lab.relay_ready = True
     return {"runs": results, "median": {
         "ping_seconds": median([r["ping_seconds"] for r in results]),
         "package_install_seconds": median([r["package_install_seconds"] for r in results]),
@@ -546,14 +563,13 @@ def figure_throughput(lab, runs, messages, reference_messages):
 
 # ---- the lab ----------------------------------------------------------------------------------
 
-def set_up_lab(lab, ansible, figures, fleet_image):
-    """Sinks A and B, the long-lived relay (converged for failover and throughput); returns the CA bundle."""
+def set_up_lab(lab, figures, fleet_image):
+    """Sinks A and B (and, for the fleet, the image with the packages); returns the CA bundle for the relays."""
     if lab.connection == "ssh":
         log(f"building {SSH_IMAGE} (the lab image with an SSH server)")
         lab.build_ssh_image()
-    log("starting upstream A, fallback B and the relay")
+    log("starting upstream A and fallback B")
     lab.start([UPSTREAM_A, UPSTREAM_B], caps=["NET_ADMIN"])
-    lab.start([RELAY])
     builder = None
     errors = []
     if "fleet" in figures and fleet_image == PREINSTALLED_IMAGE:
@@ -566,18 +582,27 @@ def set_up_lab(lab, ansible, figures, fleet_image):
         builder = threading.Thread(target=build)
         builder.start()
     log("preparing the sinks (molecule/shared/prepare.yml)")
-    ansible.playbook(SHARED / "prepare.yml", [RELAY], "prepare")
-    if {"failover", "throughput"} & set(figures):
-        log("converging the relay (molecule/shared/converge.yml)")
-        ansible.playbook(SHARED / "converge.yml", [RELAY], "converge-relay")
+    ansible = Ansible(lab)
+    ansible.playbook(SHARED / "prepare.yml", [], "prepare")
     for sink in (UPSTREAM_A, UPSTREAM_B):
         run(["podman", "cp", str(BENCH / "lab_wait.py"), f"{sink}:/usr/local/bin/bn-lab-wait"])
-    run(["podman", "cp", str(BENCH / "direct_send.py"), f"{RELAY}:/usr/local/bin/bn-direct-send"])
     if builder:
         builder.join()
     if errors:
         raise errors[0]
-    return Lab.sh(RELAY, f"cat {CA_BUNDLE}").stdout
+    # The bundle prepare.yml installs on relays: each sink's CA (the sink role's sink_ca_pem), one after the other.
+    return "\n".join(Lab.sh(sink, f"cat {SINK_CA}").stdout for sink in (UPSTREAM_A, UPSTREAM_B)) + "\n"
+
+
+def ready_relay(lab, ansible, bundle):
+    """The long-lived relay for the failover and throughput figures: figure 1's last one, or a new one."""
+    if not lab.relay_ready:
+        log("starting and converging the relay (molecule/shared/converge.yml)")
+        lab.start([RELAY])
+        install_ca(lab, [RELAY], bundle)
+        ansible.playbook(SHARED / "converge.yml", [RELAY], "converge-relay")
+        lab.relay_ready = True
+    run(["podman", "cp", str(BENCH / "direct_send.py"), f"{RELAY}:/usr/local/bin/bn-direct-send"])
 
 
 CONNECTIONS = {"ssh": "Ansible over SSH with pipelining (lab image plus openssh-server)",
@@ -743,7 +768,7 @@ METHOD = """\
   on. Side by side in the same run: the relay with reuse off (`postconf -e` and a reload), and messages
   sent from the relay container straight to A, each in its own SMTP session with STARTTLS and AUTH
   (Python smtplib, one after the other). These two paths open one session per message, so their rate does
-  not depend on the count: they send `BENCH_REFERENCE_MESSAGES` (100) to keep the bench short.
+  not depend on the count: they send `BENCH_REFERENCE_MESSAGES` (60) to keep the bench short.
   "SMTP sessions at A" counts the connections A's submission service logged; each costs a TCP and TLS
   handshake and an AUTH.
 - Figure 5: Postfix's master and its children on the relay, from `/proc/PID/status`, summed and sampled
@@ -799,10 +824,13 @@ def settings_from_env():
     packages = os.environ.get("BENCH_FLEET_PACKAGES", "preinstalled")
     connection = os.environ.get("BENCH_CONNECTION", "ssh")
     messages = int(os.environ.get("BENCH_MESSAGES", "500"))
-    reference = int(os.environ.get("BENCH_REFERENCE_MESSAGES", "100"))
-    if runs < 1 or not sizes or min(sizes) < 1 or max(sizes) > FLEET_MAX or packages not in ("preinstalled", "fresh") or connection not in ("ssh", "podman") or min(messages, reference) < 1:
+    reference = int(os.environ.get("BENCH_REFERENCE_MESSAGES", "60"))
+    bad = (runs < 1 or not sizes or min(sizes) < 1 or max(sizes) > FLEET_MAX or packages not in ("preinstalled", "fresh")
+           or connection not in ("ssh", "podman") or min(messages, reference) < 1)
+    if bad:
         raise SystemExit(f"bad settings: BENCH_RUNS={runs} BENCH_FLEET={sizes} (1-{FLEET_MAX}) "
-                         f"BENCH_FLEET_PACKAGES={packages} BENCH_CONNECTION={connection} BENCH_MESSAGES={messages} BENCH_REFERENCE_MESSAGES={reference}")
+                         f"BENCH_FLEET_PACKAGES={packages} BENCH_CONNECTION={connection} "
+                         f"BENCH_MESSAGES={messages} BENCH_REFERENCE_MESSAGES={reference}")
     return {"runs": runs, "fleet": sizes, "fleet_packages": packages, "connection": connection, "messages": messages, "reference_messages": reference}
 
 
@@ -828,7 +856,7 @@ def main():
     ansible = Ansible(lab)
     started = time.monotonic()
     try:
-        bundle = set_up_lab(lab, ansible, figures, fleet_image)
+        bundle = set_up_lab(lab, figures, fleet_image)
         data["setup_seconds"] = round(time.monotonic() - started, 1)
         for figure in figures:
             figure_started = time.monotonic()
@@ -837,8 +865,10 @@ def main():
             elif figure == "fleet":
                 result = figure_fleet(lab, ansible, settings["runs"], settings["fleet"], bundle, fleet_image)
             elif figure == "failover":
+                ready_relay(lab, ansible, bundle)
                 result = figure_failover(lab, settings["runs"])
             else:
+                ready_relay(lab, ansible, bundle)
                 result = figure_throughput(lab, settings["runs"], settings["messages"], settings["reference_messages"])
             result.update(date=data["machine"]["date"], bench_seconds=round(time.monotonic() - figure_started, 1))
             data["figures"][figure] = result
