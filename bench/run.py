@@ -754,10 +754,12 @@ HISTORY = """\
 | staging main.cf dated back (Postfix rereads a main.cf younger than 2 s) | "Write main.cf once Postfix accepted a staging copy of it" | 4.7 s | 2.8 s |
 | configuration tasks in one include that a no-op skips; live state parsed once | no-op rerun: tasks evaluated / ratio to ping | 20 / 3.39x | 9 / see the top |
 | all of the above | first converge minus package install | +27.6 s | see the top |
-| sink: Dovecot stop bounded to 5 s (its master can miss a stop right after a start) | lab set-up | 4.1 min | see the top |
+| sink: Dovecot stop bounded to 5 s; containers start side by side; figure 1's relay reused | lab set-up | 4.1 min | 1.7-1.8 min |
 
 "Before" figures over SSH are from one run on this machine (2026-11-30 06:00 UTC) before the role
-changes; the 38 min and 4.1 min are from the first bench (podman connection). The first bench also
+changes; the 38 min and 4.1 min are from the first bench (podman connection). The lab set-up "after"
+is from two full runs that day (06:43 and 07:09 UTC); in a run where Debian's mirror is slow the sinks'
+package download alone can take minutes (146 s instead of about 33 s in the 07:28 run). The first bench also
 measured the first converge at +65.9 s over the package install and the no-op at 1.92x the ping floor,
 both over the podman connection, where every task costs about 1 s more.
 
