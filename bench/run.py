@@ -375,27 +375,32 @@ def figure_converge(lab, ansible, runs, bundle):
 
 # ---- figure 2: fleet --------------------------------------------------------------------------
 
-def figure_fleet(lab, ansible, runs, sizes, bundle, image):
+def figure_fleet(lab, ansible, runs, sizes, bundle, image, keep=False):
     """N relays converged in one play with forks = N: first converge and no-op rerun.
 
-    Each run starts the relays of every size at once (booting them is not measured, and an idle relay
-    costs nothing), then converges one size after the other on its own hosts.
+    Each run starts the relays of every size at once (booting them is not measured), converges one size
+    after the other, each on its own relays, and removes them all at the end of the run: a converged relay
+    is idle, and removing containers can make the lab's DNS miss look-ups (the next converge's preflight)
+    for a moment. With keep, the last run's relays stay for figure 3.
     """
     results = []
     offsets = [sum(sizes[:index]) for index in range(len(sizes))]
     everyone = [f"bn-f{index}" for index in range(1, sum(sizes) + 1)]
     for number in range(1, runs + 1):
         log(f"fleet run {number}/{runs}: starting {len(everyone)} relays for sizes {', '.join(map(str, sizes))}")
+        lab.ready.difference_update(everyone)
         lab.start(everyone, image=image)
         install_ca(lab, everyone, bundle)
         for size, offset in zip(sizes, offsets):
             names = everyone[offset:offset + size]
             first = ansible.playbook(SHARED / "converge.yml", names, f"fleet-{number}-{size}-first", forks=size)
             noop = ansible.playbook(SHARED / "converge.yml", names, f"fleet-{number}-{size}-noop", forks=size)
-            # Gone before the next size: a converged relay is not idle (its Postfix has mail to look after).
-            lab.remove(names)
             results.append({"run": number, "relays": size, "first": first, "noop": noop})
             log(f"  {size} relay(s): first {first['seconds']} s, no-op {noop['seconds']} s")
+        if keep and number == runs:
+            lab.ready.update(everyone)
+        else:
+            lab.remove(everyone)
     medians = {}
     for size in sizes:
         mine = [r for r in results if r["relays"] == size]
@@ -472,36 +477,42 @@ def relay_log(relay, marker):
     return Lab.sh(relay, script, check=False).stdout.splitlines()
 
 
-def figure_failover(lab, runs):
-    """Failover to B with the role's connect timeout on RELAY and, at the same moment, Postfix's default on REFERENCE_RELAY."""
-    del lab
-    role_timeout = Lab.sh(RELAY, "postconf -h smtp_connect_timeout").stdout.strip()
-    default_timeout = Lab.sh(RELAY, "postconf -dh smtp_connect_timeout").stdout.strip()
+def figure_failover(relays):
+    """Failover to B with the role's connect timeout and with Postfix's default, all runs at the same moment.
+
+    relays: 2 x runs converged relays. The even ones keep the role's smtp_connect_timeout, the odd ones get
+    Postfix's default; each pair is one run. Every case (A refusing, A dropping packets) is measured once,
+    on all of them at once: the figure is bound by the timeouts, not by the machine, and the three runs of
+    the 30 s reference would otherwise take 1.5 minutes.
+    """
+    role_timeout = Lab.sh(relays[0], "postconf -h smtp_connect_timeout").stdout.strip()
+    default_timeout = Lab.sh(relays[0], "postconf -dh smtp_connect_timeout").stdout.strip()
     settings = {"role": role_timeout, "postfix_default": default_timeout}
-    relays = {"role": RELAY, "postfix_default": REFERENCE_RELAY}
-    set_postfix(REFERENCE_RELAY, "smtp_connect_timeout", default_timeout)
-    in_parallel(warm_up, list(relays.values()))
+    by_setting = {"role": relays[0::2], "postfix_default": relays[1::2]}
+    in_parallel(lambda relay: set_postfix(relay, "smtp_connect_timeout", default_timeout), by_setting["postfix_default"])
+    in_parallel(warm_up, relays)
     # Not measured: the first delivery to B of a run sometimes took 5 or 10 s more than the others (the
     # relay's log then shows no failed connection, only a slow connection set-up: look-ups that the lab's
     # DNS missed right after the bench started or removed containers), which is not what the figure is about.
-    warm_ups = failover_once("refused", {relay: f"bn-warm-up-b-{uuid.uuid4().hex[:12]}" for relay in relays.values()})
+    warm_ups = failover_once("refused", {relay: f"bn-warm-up-b-{uuid.uuid4().hex[:12]}" for relay in relays})
     log(f"failover warm-up through B: {warm_ups} s (not counted)")
     results = []
-    for number in range(1, runs + 1):
-        for case in ("refused", "dropped"):
-            markers = {relay: f"bn-failover-{case}-{uuid.uuid4().hex[:12]}" for relay in relays.values()}
-            measured = failover_once(case, markers)
-            for setting, relay in relays.items():
+    for case in ("refused", "dropped"):
+        measured = failover_once(case, {relay: f"bn-failover-{case}-{uuid.uuid4().hex[:12]}" for relay in relays})
+        for setting, mine in by_setting.items():
+            for number, relay in enumerate(mine, start=1):
                 entry = {"run": number, "setting": setting, "relay": relay, "smtp_connect_timeout": settings[setting], "case": case}
                 if isinstance(measured[relay], dict):
                     entry.update(seconds=None, **measured[relay])
                 else:
                     entry["seconds"] = measured[relay]
                 results.append(entry)
-                log(f"failover run {number}/{runs}: {setting} ({settings[setting]}), A {case}: {entry['seconds']} s")
+                log(f"failover run {number}/{len(mine)}: {setting} ({settings[setting]}) on {relay}, A {case}: {entry['seconds']} s")
+    # Figure 4 measures relays[0] with the role's settings; the others stay idle until the end.
     medians = {f"{s}_{c}": median([r["seconds"] for r in results if r["setting"] == s and r["case"] == c])
                for s in settings for c in ("refused", "dropped")}
-    return {"settings": settings, "warm_up_through_b_seconds": warm_ups.get(RELAY) if isinstance(warm_ups.get(RELAY), float) else None,
+    warm_up_seconds = [seconds for seconds in warm_ups.values() if isinstance(seconds, float)]
+    return {"settings": settings, "warm_up_through_b_seconds": max(warm_up_seconds) if warm_up_seconds else None,
             "runs": results, "median": medians}
 
 
@@ -618,16 +629,21 @@ def set_up_lab(lab, figures, fleet_image):
     return "\n".join(Lab.sh(sink, f"cat {SINK_CA}").stdout for sink in (UPSTREAM_A, UPSTREAM_B)) + "\n"
 
 
-def ready_relays(lab, ansible, bundle, relays):
-    """Long-lived relays for figures 3 and 4: those figure 1 left, and new ones converged side by side for the rest."""
-    missing = [relay for relay in relays if relay not in lab.ready]
+def ready_relays(lab, ansible, bundle, count):
+    """count converged relays for figures 3 and 4, RELAY first: those the earlier figures left, and new
+    ones converged side by side for the rest."""
+    candidates = [RELAY, REFERENCE_RELAY] + [f"bn-f{index}" for index in range(1, FLEET_MAX + 1)]
+    chosen = [RELAY] + [name for name in candidates[1:] if name in lab.ready][:count - 1]
+    chosen += [name for name in candidates[1:] if name not in chosen and name not in lab.started][:count - len(chosen)]
+    missing = [relay for relay in chosen if relay not in lab.ready]
     if missing:
         log(f"starting and converging {', '.join(missing)} (molecule/shared/converge.yml)")
         lab.start(missing)
         install_ca(lab, missing, bundle)
         ansible.playbook(SHARED / "converge.yml", missing, "converge-" + "-".join(missing), forks=len(missing))
         lab.ready.update(missing)
-    in_parallel(lambda relay: run(["podman", "cp", str(BENCH / "direct_send.py"), f"{relay}:/usr/local/bin/bn-direct-send"]), relays)
+    run(["podman", "cp", str(BENCH / "direct_send.py"), f"{RELAY}:/usr/local/bin/bn-direct-send"])
+    return chosen
 
 
 CONNECTIONS = {"ssh": "Ansible over SSH with pipelining (lab image plus openssh-server)",
@@ -810,16 +826,18 @@ METHOD = """\
   (the default, to keep `make bench` short on 2 cores) they start from an image with the packages
   installed the same way (committed from a container, not timed): the figure shows the role's own cost,
   figure 1 the package install. `BENCH_FLEET_PACKAGES=fresh` starts them from the bare lab image.
-  Each run boots the relays of all sizes at once (not timed; the idle ones wait), then converges one
-  size after the other, each on its own fresh relays, and removes them before the next size.
-- Figure 3: two converged relays, one with the role's `smtp_connect_timeout` and, as the reference, one
-  set to Postfix's default (`postconf -e` and a reload). While A is broken (Postfix stopped: connection
-  refused; or an nft rule on A dropping tcp/587: packets dropped) `sendmail` submits a marked message on
-  both at the same moment; the figure is the time from submission to the file's modification time in B's
-  Maildir (one host clock). Each case starts after a reload of both relays' Postfix, so no connection to B
-  cached by the previous case carries over. One message through A and one through B (A refusing) go
-  first on each relay, not counted: the first delivery to B of a bench sometimes took 5 or 10 s more
-  (name look-ups the lab's DNS missed right after containers were started or removed).
+  Each run boots the relays of all sizes at once (not timed), converges one size after the other, each on
+  its own fresh relays (the others idle), and removes them all at the end of the run.
+- Figure 3: 2 x `BENCH_RUNS` converged relays (those figures 1 and 2 left): half keep the role's
+  `smtp_connect_timeout`, the other half, the reference, get Postfix's default (`postconf -e` and a
+  reload); a pair is one run. While A is broken (Postfix stopped: connection refused; or an nft rule on A
+  dropping tcp/587: packets dropped) `sendmail` submits a marked message on all of them at the same
+  moment: the figure is bound by timeouts, not by the machine. Each relay's figure is the time from its
+  submission to the file's modification time in B's Maildir (one host clock). Each case starts after a
+  reload of every relay's Postfix, so no connection to B cached by the previous case carries over. One
+  message (wherever it goes) and one through B (A refusing) go first on each relay, not counted: the
+  first delivery to B of a bench sometimes took 5 or 10 s more (name look-ups the lab's DNS missed right
+  after containers were started or removed).
 - Figure 4: `BENCH_MESSAGES` (500) small messages injected into the relay with Postfix's `smtp-source -s 5`
   (on the relay itself), timed until all are in A's Maildir, with the role's `smtp_tls_connection_reuse`
   on. Side by side in the same run: the relay with reuse off (`postconf -e` and a reload), and messages
@@ -920,14 +938,14 @@ def main():
             if figure == "converge":
                 result = figure_converge(lab, ansible, settings["runs"], bundle)
             elif figure == "fleet":
-                result = figure_fleet(lab, ansible, settings["runs"], settings["fleet"], bundle, fleet_image)
+                result = figure_fleet(lab, ansible, settings["runs"], settings["fleet"], bundle, fleet_image,
+                                      keep="failover" in figures[figures.index(figure):])
             elif figure == "failover":
-                ready_relays(lab, ansible, bundle, [RELAY, REFERENCE_RELAY])
-                # REFERENCE_RELAY stays (idle) until the end: removing a container can make the lab's
-                # DNS miss look-ups for a moment, which figure 4 would measure.
-                result = figure_failover(lab, settings["runs"])
+                # The relays stay (idle) until the end: removing a container can make the lab's DNS
+                # miss look-ups for a moment, which figure 4 would measure.
+                result = figure_failover(ready_relays(lab, ansible, bundle, 2 * settings["runs"]))
             else:
-                ready_relays(lab, ansible, bundle, [RELAY])
+                ready_relays(lab, ansible, bundle, 1)
                 result = figure_throughput(lab, settings["runs"], settings["messages"], settings["reference_messages"])
             result.update(date=data["machine"]["date"], bench_seconds=round(time.monotonic() - figure_started, 1))
             data["figures"][figure] = result
