@@ -53,11 +53,13 @@ $(STAMP)/apt: Makefile
 	@touch $@
 
 venv: $(STAMP)/venv
+# --no-compile: pip would byte-compile every file of the ansible package (about 50 s here); Python
+# compiles the few modules a run imports on first use.
 $(STAMP)/venv: requirements-dev.txt
 	@mkdir -p $(STAMP)
 	@[ -x $(BIN)/python ] || $(PYTHON_BASE) -m venv $(VENV)
 	@$(BIN)/pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-	@$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 | grep -v '^WARNING: Location' || true
+	@$(BIN)/pip install -q --no-compile --disable-pip-version-check -r requirements-dev.txt 2>&1 | grep -v '^WARNING: Location' || true
 	@$(BIN)/python -c 'import ansible, molecule, passlib, aiosmtpd'
 	@touch $@
 
