@@ -791,17 +791,33 @@ HISTORY = """\
 | configuration tasks in one include that a no-op skips; live state parsed once | no-op rerun: tasks evaluated / ratio to ping | 20 / 3.39x | 9 / see the top |
 | all of the above | first converge minus package install | +27.6 s | see the top |
 | sink: Dovecot stop bounded to 5 s; containers start side by side; figure 1's relay reused | lab set-up | 4.1 min | 1.7-1.8 min |
+| main.cf rendered once per run, not again for each condition that compares it | the include "Bring the relay configuration ..." | 1.4 s | 0.3 s |
+| `postfix reload` after dating a fresh main.cf back 2 s; no fact gathering for the service | the reload handler | 2.6-4.0 s | 0.6-0.7 s |
+| preflight fingerprint written by one command, not copy's stat, upload and module | "Remember the upstream settings ..." | 1.1-1.2 s | 0.5-0.6 s |
+| the three changes above | fleet of 1, first converge (packages preinstalled) | 16.6 s | see figure 2 |
+| | first converge minus package install | +17.5 s | see the top |
+| sink: `apt-get` instead of the apt module (which installed python3-apt and refreshed the lists itself) | the sink's package tasks | 61 s | 40 s |
+| figure 3: reference relay at the same moment, all runs at once (2 x runs relays) | figure 3's share of the bench | 3.1 min | see the top |
+| figure 2: relays of all sizes boot at once, removed once per run | figure 2's share of the bench | 7.8 min | see the top |
+| `pip install --no-compile` in `make setup` (pip byte-compiled all of the ansible package) | the venv's install | 79 s | 30 s |
 
 "Before" figures over SSH are from one run on this machine (2026-11-30 06:00 UTC) before the role
-changes; the 38 min and 4.1 min are from the first bench (podman connection). The lab set-up "after"
-is from two full runs that day (06:43 and 07:09 UTC); in a run where Debian's mirror is slow the sinks'
-package download alone can take minutes (146 s instead of about 33 s in the 07:28 run). The first bench also
-measured the first converge at +65.9 s over the package install and the no-op at 1.92x the ping floor,
-both over the podman connection, where every task costs about 1 s more.
+changes of that morning; the 38 min and 4.1 min are from the first bench (podman connection). The rows
+from "main.cf rendered once" down compare the 07:28 UTC run with the runs after 09:00 UTC the same day
+(per-task seconds from the profile_tasks output in `.tmp/bench/logs`). The lab set-up depends on Debian's
+mirror: in a run where it is slow the sinks' package download alone can take minutes (146 s instead of
+about 33 s in the 07:28 run). The first bench also measured the first converge at +65.9 s over the package
+install and the no-op at 1.92x the ping floor, both over the podman connection, where every task costs
+about 1 s more.
 
-What is left of the first converge: Postfix's own checks (`postfix -c staging check` before main.cf goes
-live, and the reload, which waits until the new main.cf is 2 s old), the preflight's TLS and AUTH to
-both upstreams, and about 0.5 s per module call for the rest (maps, tlsproxy, fingerprint).
+What is left of the first converge over the package install, per task on one relay: writing main.cf
+(about 2.7 s: copy's remote stat, the upload, and the staging check, whose `postfix check` alone is
+0.6 s of CPU), the preflight (about 1.9 s: one module run per upstream), the three maps (about 2.2 s,
+one postmap module run each), the live state read before and after the installation (about 2 s),
+tlsproxy, the fingerprint and the reload (0.6-0.7 s each), and Ansible's own floor (the ping). Every
+module run costs about 0.3 s of CPU on the host (Python and Ansible's module wrapper) and about as much on
+the controller, so with 8 relays on these 2 cores the fleet is CPU-bound: fewer module runs (one probe
+call for all upstreams, one postmap call for all maps) are what would make it cheaper still.
 """
 
 METHOD = """\
@@ -832,7 +848,9 @@ METHOD = """\
   `smtp_connect_timeout`, the other half, the reference, get Postfix's default (`postconf -e` and a
   reload); a pair is one run. While A is broken (Postfix stopped: connection refused; or an nft rule on A
   dropping tcp/587: packets dropped) `sendmail` submits a marked message on all of them at the same
-  moment: the figure is bound by timeouts, not by the machine. Each relay's figure is the time from its
+  moment: the figure is bound by timeouts, not by the machine (B then takes six deliveries at once, which
+  puts the A-refuses case at about 0.9 s instead of the 0.2 s of one relay at a time; the packets-dropped
+  case is the timeout plus that). Each relay's figure is the time from its
   submission to the file's modification time in B's Maildir (one host clock). Each case starts after a
   reload of every relay's Postfix, so no connection to B cached by the previous case carries over. One
   message (wherever it goes) and one through B (A refusing) go first on each relay, not counted: the
