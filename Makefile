@@ -53,13 +53,14 @@ $(STAMP)/apt: Makefile
 	@touch $@
 
 venv: $(STAMP)/venv
-# --no-compile: pip would byte-compile every file of the ansible package (about 50 s here); Python
-# compiles the few modules a run imports on first use.
+# No --no-compile: it would save about 50 s of this install, but where PYTHONDONTWRITEBYTECODE is set
+# (as here) nothing would ever be byte-compiled, and every Ansible process would compile ansible-core
+# from source again.
 $(STAMP)/venv: requirements-dev.txt
 	@mkdir -p $(STAMP)
 	@[ -x $(BIN)/python ] || $(PYTHON_BASE) -m venv $(VENV)
 	@$(BIN)/pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-	@$(BIN)/pip install -q --no-compile --disable-pip-version-check -r requirements-dev.txt 2>&1 | grep -v '^WARNING: Location' || true
+	@$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 | grep -v '^WARNING: Location' || true
 	@$(BIN)/python -c 'import ansible, molecule, passlib, aiosmtpd'
 	@touch $@
 

@@ -799,7 +799,6 @@ HISTORY = """\
 | sink: `apt-get` instead of the apt module (which installed python3-apt and refreshed the lists itself) | the sink's package tasks | 61 s | 40 s |
 | figure 3: reference relay at the same moment, all runs at once (2 x runs relays) | figure 3's share of the bench | 3.1 min | see the top |
 | figure 2: relays of all sizes boot at once, removed once per run | figure 2's share of the bench | 7.8 min | see the top |
-| `pip install --no-compile` in `make setup` (pip byte-compiled all of the ansible package) | the venv's install | 79 s | 30 s |
 
 "Before" figures over SSH are from one run on this machine (2026-11-30 06:00 UTC) before the role
 changes of that morning; the 38 min and 4.1 min are from the first bench (podman connection). The rows
