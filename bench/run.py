@@ -848,7 +848,7 @@ METHOD = """\
   reload); a pair is one run. While A is broken (Postfix stopped: connection refused; or an nft rule on A
   dropping tcp/587: packets dropped) `sendmail` submits a marked message on all of them at the same
   moment: the figure is bound by timeouts, not by the machine (B then takes six deliveries at once, which
-  puts the A-refuses case at about 0.9 s instead of the 0.2 s of one relay at a time; the packets-dropped
+  puts the A-refuses case at 0.5-0.9 s instead of the 0.2 s of one relay at a time; the packets-dropped
   case is the timeout plus that). Each relay's figure is the time from its
   submission to the file's modification time in B's Maildir (one host clock). Each case starts after a
   reload of every relay's Postfix, so no connection to B cached by the previous case carries over. One
