@@ -140,7 +140,7 @@ class Lab:
         # Container IDs by name: a name comes back with a new container, and an SSH master
         # connection kept for the old one must not be reused (see Ansible.inventory).
         self.ids = {}
-        # The relays (RELAY, REFERENCE_RELAY) that run, converged with the lab's settings (see ready_relays).
+        # The relays that run, converged with the lab's settings, for figures 3 and 4 (see ready_relays).
         self.ready = set()
 
     def start(self, names, image=None, caps=()):
@@ -344,6 +344,8 @@ def figure_converge(lab, ansible, runs, bundle):
     """
     results = []
     for number in range(1, runs + 1):
+        # The last two runs' relays stay for figures 3 and 4.
+        keep = number >= runs - 1
         relay = REFERENCE_RELAY if number == runs - 1 else RELAY
         log(f"converge run {number}/{runs}: fresh relay ({relay}) and a fresh package-install reference")
         lab.ready.discard(relay)
@@ -353,8 +355,8 @@ def figure_converge(lab, ansible, runs, bundle):
         first = ansible.playbook(SHARED / "converge.yml", [relay], f"converge-{number}-first")
         ping = ansible.ping(relay, f"converge-{number}-ping")
         noop = ansible.playbook(SHARED / "converge.yml", [relay], f"converge-{number}-noop")
-        lab.remove(["bn-pkg"] if number >= runs - 1 else ["bn-pkg", relay])
-        if number >= runs - 1:
+        lab.remove(["bn-pkg"] if keep else ["bn-pkg", relay])
+        if keep:
             lab.ready.add(relay)
         results.append({"run": number, "ping_seconds": ping, "package_install_seconds": packages, "first": first, "noop": noop,
                         "first_minus_packages_seconds": round(first["seconds"] - packages, 3),
