@@ -212,6 +212,7 @@ class PostfixCommands(object):
         self.module = module
         self.config_directory = config_directory
         self._binaries = {}
+        self._supported_types = None
 
     def run(self, argv, **kwargs):
         """The single seam around module.run_command; unit tests replace it."""
@@ -239,10 +240,13 @@ class PostfixCommands(object):
         return out.strip()
 
     def supported_types(self):
-        rc, out, err = self.run(self._argv('postconf', '-m'))
-        if rc != 0:
-            raise PostfixError('postconf -m failed: %s' % _brief(err))
-        return sorted(line.strip() for line in out.splitlines() if line.strip())
+        # Asked once per module run: several tables may need it.
+        if self._supported_types is None:
+            rc, out, err = self.run(self._argv('postconf', '-m'))
+            if rc != 0:
+                raise PostfixError('postconf -m failed: %s' % _brief(err))
+            self._supported_types = sorted(line.strip() for line in out.splitlines() if line.strip())
+        return self._supported_types
 
     def require_type(self, map_type):
         """Fail with the list Postfix offers when it cannot build map_type."""

@@ -24,6 +24,8 @@ description:
     rewrite drops comments. A file that already holds the desired entries is left as it is.
   - Keys and values are validated before anything is written. Error messages name the key, never
     the value.
+  - O(tables) manages several tables in one module run, for example the password, TLS policy and
+    sender maps of one relay. Every table is checked before any is written.
 author:
   - smarthost.postfix contributors (!UNKNOWN)
 options:
@@ -31,8 +33,50 @@ options:
     description:
       - Path of the table source file, for example C(/etc/postfix/sasl_passwd).
       - The compiled map is written next to it. Its directory must exist.
+      - Required unless O(tables) is given.
     type: path
-    required: true
+  tables:
+    description:
+      - Several tables in one module run, each with its own O(path), O(entries), O(state),
+        O(exclusive), O(secret) and file attributes. O(type), O(config_directory) and the file
+        attributes given at the top level apply to every table that does not set its own.
+      - Every table is read and checked before any of them is written, so bad entries in one
+        table leave all of them untouched.
+      - Mutually exclusive with O(path), O(entries), O(state), O(exclusive) and O(secret).
+    type: list
+    elements: dict
+    version_added: 0.2.0
+    suboptions:
+      path:
+        description: Path of the table source file.
+        type: path
+        required: true
+      entries:
+        description: The entries to manage, as for the top-level O(entries).
+        type: dict
+        default: {}
+      state:
+        description: As the top-level O(state).
+        type: str
+        choices: [present, absent]
+        default: present
+      exclusive:
+        description: As the top-level O(exclusive).
+        type: bool
+        default: false
+      secret:
+        description: As the top-level O(secret).
+        type: bool
+        default: false
+      mode:
+        description: Permissions of this table's files. Defaults to the top-level O(mode).
+        type: raw
+      owner:
+        description: Owner of this table's files. Defaults to the top-level O(owner).
+        type: str
+      group:
+        description: Group of this table's files. Defaults to the top-level O(group).
+        type: str
   entries:
     description:
       - The entries to manage, as a dictionary of key to value.
@@ -107,7 +151,7 @@ attributes:
   diff_mode:
     support: full
     details:
-      - Before and after of the source file.
+      - Before and after of the source file; with O(tables), one diff per table.
       - With O(secret=true) every value is masked, and the keys that are new or whose value changes are
         marked C((changed)) in the after text.
   idempotent:
@@ -147,6 +191,22 @@ EXAMPLES = r"""
     state: absent
     secret: true
 
+- name: All maps of a relay in one module run, each with its own mode
+  smarthost.postfix.postmap:
+    type: hash
+    tables:
+      - path: /etc/postfix/sasl_passwd
+        entries:
+          "[smtp-a.example.net]:587": "relay-a:{{ vault_relay_a_password }}"
+        secret: true
+        exclusive: true
+        mode: "0600"
+      - path: /etc/postfix/tls_policy
+        entries:
+          "[smtp-a.example.net]:587": secure
+        exclusive: true
+        mode: "0644"
+
 - name: Validate a table in a staging config directory
   smarthost.postfix.postmap:
     path: /etc/postfix.staging/transport
@@ -160,7 +220,7 @@ changed_keys:
   description:
     - Names of the keys added, changed or removed, in the source file or in the compiled map.
     - A missing or unreadable compiled map lists every key. Values are never returned.
-  returned: always
+  returned: when O(path) is given
   type: list
   elements: str
   sample: ["[smtp-a.example.net]:587"]
@@ -171,14 +231,27 @@ type:
   sample: hash
 map_path:
   description: Path of the compiled map.
-  returned: always
+  returned: when O(path) is given
   type: str
   sample: /etc/postfix/sasl_passwd.db
 path:
   description: Path of the table source file.
-  returned: always
+  returned: when O(path) is given
   type: str
   sample: /etc/postfix/sasl_passwd
+tables:
+  description:
+    - One result per entry of O(tables), in the same order, each with RV(changed), RV(changed_keys),
+      RV(type), RV(map_path) and RV(path) as for a single table.
+  returned: when O(tables) is given
+  type: list
+  elements: dict
+  sample:
+    - changed: true
+      changed_keys: ["[smtp-a.example.net]:587"]
+      type: hash
+      map_path: /etc/postfix/sasl_passwd.db
+      path: /etc/postfix/sasl_passwd
 """
 
 import contextlib
@@ -204,6 +277,10 @@ from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import 
     validate_key,
     validate_value,
 )
+
+
+# Options of a table that default to the top-level ones.
+FILE_ATTRIBUTES = ('mode', 'owner', 'group')
 
 
 def validate_entries(entries, state):
@@ -300,8 +377,13 @@ def source_diff(path, text, current, entries, replace_source, secret, keys):
     return {'before': before, 'after': after, 'before_header': path, 'after_header': path}
 
 
-def manage_table(module):
-    params = module.params
+def check_config_directory(config_directory):
+    if config_directory and not os.path.isfile(os.path.join(config_directory, 'main.cf')):
+        raise PostfixError('config_directory %s has no main.cf' % config_directory)
+
+
+def plan_table(module, postfix, params):
+    """Read one table and decide what to write; writes nothing. Returns the plan for apply_table."""
     path = params['path']
     state = params['state']
     entries = params['entries']
@@ -310,25 +392,21 @@ def manage_table(module):
         raise PostfixError('exclusive=true requires state=present')
     validate_entries(entries, state)
 
-    config_directory = params['config_directory']
-    if config_directory and not os.path.isfile(os.path.join(config_directory, 'main.cf')):
-        raise PostfixError('config_directory %s has no main.cf' % config_directory)
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         raise PostfixError('directory %s does not exist' % directory)
 
-    postfix = PostfixCommands(module, config_directory)
-    postfix.binary('postmap')  # the one binary every run needs: say so first
     map_type = params['type'] or postfix.default_database_type()
     if map_type not in MAP_SUFFIXES:
         raise PostfixError('default_database_type is %s, which this module does not build; set type to one of: %s'
                            % (map_type, ', '.join(sorted(MAP_SUFFIXES))))
     compiled_path = map_path(map_type, path)
     result = {'changed': False, 'changed_keys': [], 'type': map_type, 'map_path': compiled_path, 'path': path}
+    plan = {'result': result, 'rebuild': False, 'file_args': module.load_file_common_arguments(params, path=path)}
 
     text = read_source(path)
     if text is None and state == 'absent':
-        return result
+        return plan
     current = parse_source(text or '')
     desired = merge_entries(current, entries, state, params['exclusive'])
 
@@ -356,42 +434,107 @@ def manage_table(module):
         result['changed_keys'] = keys
 
     if module._diff:
-        result['diff'] = source_diff(path, text, current, desired, replace_source, params['secret'], keys)
+        plan['diff'] = source_diff(path, text, current, desired, replace_source, params['secret'], keys)
+    plan.update(rebuild=rebuild, desired=desired, replace_source=replace_source)
+    return plan
 
-    file_args = module.load_file_common_arguments(params, path=path)
-    if rebuild and not module.check_mode:
-        write_table(module, postfix, map_type, path, desired, replace_source, file_args)
-    for final_path in (path, compiled_path):
+
+def apply_table(module, postfix, plan):
+    """Write what plan_table decided (not in check mode) and set the file attributes."""
+    result = plan['result']
+    file_args = plan['file_args']
+    if plan['rebuild'] and not module.check_mode:
+        write_table(module, postfix, result['type'], result['path'], plan['desired'], plan['replace_source'], file_args)
+    for final_path in (result['path'], result['map_path']):
         if os.path.exists(final_path):
             final_args = dict(file_args, path=final_path)
             result['changed'] = module.set_fs_attributes_if_different(final_args, result['changed'])
     return result
 
 
+def table_params(params, table):
+    """The module's parameters as they apply to one entry of tables."""
+    merged = dict(params, tables=None)
+    for key, value in table.items():
+        # A file attribute the table leaves unset comes from the top level.
+        if value is not None or key not in FILE_ATTRIBUTES:
+            merged[key] = value
+    return merged
+
+
+def in_table(path, func, *args):
+    """Run func for one entry of tables; an error names the table it is about."""
+    try:
+        return func(*args)
+    except PostfixError as exc:
+        raise PostfixError('%s: %s' % (path, exc))
+    except OSError as exc:
+        raise PostfixError('%s: %s' % (exc.filename or path, exc.strerror))
+
+
+def manage_tables(module):
+    params = module.params
+    check_config_directory(params['config_directory'])
+    postfix = PostfixCommands(module, params['config_directory'])
+    postfix.binary('postmap')  # the one binary every run needs: say so first
+
+    if params['tables'] is None:
+        plan = plan_table(module, postfix, params)
+        result = apply_table(module, postfix, plan)
+        if 'diff' in plan:
+            result['diff'] = plan['diff']
+        return result
+
+    # Every table is read and checked before the first one is written.
+    plans = [in_table(table['path'], plan_table, module, postfix, table_params(params, table))
+             for table in params['tables']]
+    results = [in_table(plan['result']['path'], apply_table, module, postfix, plan) for plan in plans]
+    result = {'changed': any(item['changed'] for item in results), 'tables': results,
+              'type': results[0]['type'] if results else params['type']}
+    if module._diff:
+        result['diff'] = [plan['diff'] for plan in plans if 'diff' in plan]
+    return result
+
+
 def main():
+    table_options = dict(
+        path=dict(type='path', required=True),
+        entries=dict(type='dict', default={}),
+        state=dict(type='str', default='present', choices=['present', 'absent']),
+        exclusive=dict(type='bool', default=False),
+        secret=dict(type='bool', default=False),
+        mode=dict(type='raw'),
+        owner=dict(type='str'),
+        group=dict(type='str'),
+    )
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type='path', required=True),
+            path=dict(type='path'),
             entries=dict(type='dict', default={}),
             state=dict(type='str', default='present', choices=['present', 'absent']),
             exclusive=dict(type='bool', default=False),
             type=dict(type='str', choices=sorted(MAP_SUFFIXES)),
             secret=dict(type='bool', default=False),
             config_directory=dict(type='path'),
+            tables=dict(type='list', elements='dict', options=table_options),
         ),
         add_file_common_args=True,
         supports_check_mode=True,
+        required_one_of=[('path', 'tables')],
+        mutually_exclusive=[('tables', option) for option in ('path', 'entries', 'state', 'exclusive', 'secret')],
     )
-    if module.params['secret']:
-        # Known only at run time, so no_log on the option cannot cover them.
-        for value in module.params['entries'].values():
-            if value is not None and str(value) != '':
-                module.no_log_values.add(str(value))
+    tables = module.params['tables'] if module.params['tables'] is not None else [module.params]
+    for table in tables:
+        if table['secret']:
+            # Known only at run time, so no_log on the option cannot cover them.
+            for value in table['entries'].values():
+                if value is not None and str(value) != '':
+                    module.no_log_values.add(str(value))
     if module.params['mode'] is None:
         module.params['mode'] = '0600'
 
     try:
-        result = manage_table(module)
+        result = manage_tables(module)
     except PostfixError as exc:
         module.fail_json(msg=to_native(exc))
     except OSError as exc:

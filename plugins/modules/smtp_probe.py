@@ -26,6 +26,8 @@ description:
   - The options mirror one entry of the C(relay_upstreams) list of the P(smarthost.postfix.relay#role)
     role, so an entry can be passed straight through.
   - The password is never logged or returned.
+  - O(upstreams) probes several upstreams in one module run, all at the same time, for example the
+    primary and the fallbacks of one relay.
 author:
   - smarthost.postfix contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -35,8 +37,47 @@ options:
     description:
       - Host name or address of the upstream server.
       - This name is also checked against the certificate when O(tls=verify) or O(tls=secure).
+      - Required unless O(upstreams) is given.
     type: str
-    required: true
+  upstreams:
+    description:
+      - Several upstreams to probe in one module run, all at the same time, each a dictionary with
+        the per-upstream options of a single probe, like the entries of C(relay_upstreams).
+      - O(mechanisms), O(ca_file), O(timeout), O(helo_name) and O(allow_plaintext_auth) apply to all.
+      - The module fails when any upstream fails; RV(upstreams) then still says which did and why.
+      - Mutually exclusive with O(host), O(port), O(mx_lookup), O(tls), O(implicit_tls), O(username)
+        and O(password).
+    type: list
+    elements: dict
+    version_added: 0.2.0
+    suboptions:
+      host:
+        description: As the top-level O(host).
+        type: str
+        required: true
+      port:
+        description: As the top-level O(port).
+        type: int
+        default: 587
+      mx_lookup:
+        description: As the top-level O(mx_lookup).
+        type: bool
+        default: false
+      tls:
+        description: As the top-level O(tls).
+        type: str
+        choices: [none, may, encrypt, verify, secure]
+        default: encrypt
+      implicit_tls:
+        description: As the top-level O(implicit_tls).
+        type: bool
+        default: false
+      username:
+        description: As the top-level O(username).
+        type: str
+      password:
+        description: As the top-level O(password). Never logged or returned.
+        type: str
   port:
     description:
       - TCP port of the upstream server.
@@ -151,6 +192,19 @@ EXAMPLES = r"""
     label: "{{ item.host }}:{{ item.port | default(587) }}"
   no_log: true
 
+- name: Probe the primary and the fallback at the same time, in one module run
+  smarthost.postfix.smtp_probe:
+    upstreams: "{{ relay_upstreams }}"
+    ca_file: "{{ relay_tls_ca_file }}"
+    timeout: 5
+  register: probes
+  failed_when: false
+  no_log: true
+
+- name: Say which upstreams failed (the messages never hold a password)
+  ansible.builtin.debug:
+    msg: "{{ probes.upstreams | selectattr('failed') | map(attribute='msg') | list }}"
+
 - name: Implicit TLS (SMTPS) on port 465, only list the AUTH mechanisms
   smarthost.postfix.smtp_probe:
     host: smtp-b.example.net
@@ -160,14 +214,31 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+upstreams:
+  description:
+    - With O(upstreams), one result per upstream, in the same order. Each holds the facts below
+      that a single probe returns (RV(host), RV(port), RV(banner), RV(tls) ...) plus C(failed)
+      (bool) and, when it failed, C(msg).
+  returned: when O(upstreams) is given
+  type: list
+  elements: dict
+  sample:
+    - host: smtp-a.example.net
+      port: 587
+      failed: false
+      auth_succeeded: true
+    - host: smtp-b.example.net
+      port: 587
+      failed: true
+      msg: connection refused by smtp-b.example.net:587
 host:
   description: Host that was probed.
-  returned: always
+  returned: when O(host) is given
   type: str
   sample: smtp-a.example.net
 port:
   description: Port that was probed.
-  returned: always
+  returned: when O(host) is given
   type: int
   sample: 587
 helo_name:
@@ -189,12 +260,12 @@ ehlo_capabilities:
   sample: [PIPELINING, SIZE 10240000, AUTH PLAIN LOGIN, ENHANCEDSTATUSCODES, 8BITMIME]
 starttls_offered:
   description: Whether the server announced STARTTLS on the plaintext channel. Always false with implicit TLS.
-  returned: always
+  returned: when O(host) is given
   type: bool
   sample: true
 tls:
   description: The TLS session. All keys but RV(tls.mode) are null when the session is in plaintext.
-  returned: always
+  returned: when O(host) is given
   type: dict
   contains:
     mode:
@@ -237,13 +308,13 @@ tls:
       sample: 364
 auth_mechanisms:
   description: SASL mechanisms the server offers on the final channel.
-  returned: always
+  returned: when O(host) is given
   type: list
   elements: str
   sample: [PLAIN, LOGIN]
 auth_attempted:
   description: Whether the probe tried to authenticate.
-  returned: always
+  returned: when O(host) is given
   type: bool
   sample: true
 auth_mechanism:
@@ -253,11 +324,12 @@ auth_mechanism:
   sample: PLAIN
 auth_succeeded:
   description: Whether the server accepted the credentials.
-  returned: always
+  returned: when O(host) is given
   type: bool
   sample: true
 """
 
+import concurrent.futures
 import datetime
 import os
 import smtplib
@@ -580,7 +652,8 @@ class SmtpProbe:
             self.smtp.close()
 
 
-def argument_spec():
+def upstream_options():
+    """The options that describe one upstream: a relay_upstreams entry."""
     return dict(
         host=dict(type='str', required=True),
         port=dict(type='int', default=587),
@@ -589,27 +662,68 @@ def argument_spec():
         implicit_tls=dict(type='bool', default=False),
         username=dict(type='str'),
         password=dict(type='str', no_log=True),
+    )
+
+
+def argument_spec():
+    spec = upstream_options()
+    spec['host'] = dict(type='str')
+    spec.update(
+        upstreams=dict(type='list', elements='dict', options=upstream_options()),
         mechanisms=dict(type='list', elements='str', default=['PLAIN', 'LOGIN'], choices=['PLAIN', 'LOGIN', 'CRAM-MD5']),
         ca_file=dict(type='path'),
         timeout=dict(type='int', default=10),
         helo_name=dict(type='str'),
         allow_plaintext_auth=dict(type='bool', default=False),
     )
+    return spec
+
+
+def probe_one(params):
+    """Facts of one probe, with failed and, when it failed, msg."""
+    probe = SmtpProbe(params)
+    try:
+        return dict(probe.run(), failed=False)
+    except ProbeFailed as exc:
+        return dict(probe.facts, failed=True, msg=str(exc))
+
+
+def probe_all(params):
+    """Probe every entry of params['upstreams'] at the same time; results in their order."""
+    upstreams = [dict(params, upstreams=None, **upstream) for upstream in params['upstreams']]
+    if not upstreams:
+        return []
+    # One thread per upstream: a fallback that times out does not delay the others' results.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(upstreams)) as pool:
+        return list(pool.map(probe_one, upstreams))
 
 
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
+        required_one_of=[('host', 'upstreams')],
+        mutually_exclusive=[('upstreams', option) for option in upstream_options()],
         required_together=[('username', 'password')],
         supports_check_mode=True,
     )
-    if module.params['password']:
-        # no_log already masks it; keep the explicit guard in case the option spec ever changes.
-        module.no_log_values.add(module.params['password'])
-    if module.params['timeout'] <= 0:
-        module.fail_json(msg='timeout must be a positive number of seconds, got %s' % module.params['timeout'])
+    params = module.params
+    for upstream in params['upstreams'] or [params]:
+        if upstream['password']:
+            # no_log already masks it; keep the explicit guard in case the option spec ever changes.
+            module.no_log_values.add(upstream['password'])
+        if upstream['username'] is not None and upstream['password'] is None:
+            module.fail_json(msg='%s:%s: username requires a password' % (upstream['host'], upstream['port']))
+    if params['timeout'] <= 0:
+        module.fail_json(msg='timeout must be a positive number of seconds, got %s' % params['timeout'])
 
-    probe = SmtpProbe(module.params)
+    if params['upstreams'] is not None:
+        results = probe_all(params)
+        failures = ['%s:%s: %s' % (item['host'], item['port'], item['msg']) for item in results if item['failed']]
+        if failures:
+            module.fail_json(msg='; '.join(failures), changed=False, upstreams=results)
+        module.exit_json(changed=False, upstreams=results)
+
+    probe = SmtpProbe(params)
     try:
         facts = probe.run()
     except ProbeFailed as exc:

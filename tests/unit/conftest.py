@@ -72,3 +72,19 @@ def config_dir(tmp_path):
     directory.mkdir()
     (directory / 'main.cf').write_text('compatibility_level = 3.6\n')
     return str(directory)
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Every argv the postmap module runs, while still running it for real."""
+    from ansible_collections.smarthost.postfix.plugins.module_utils import _postfix
+
+    seen = []
+    real_run = _postfix.PostfixCommands.run
+
+    def recording_run(self, argv, **kwargs):
+        seen.append(argv)
+        return real_run(self, argv, **kwargs)
+
+    monkeypatch.setattr(_postfix.PostfixCommands, 'run', recording_run)
+    return seen

@@ -36,20 +36,6 @@ def table(tmp_path):
 
 
 @pytest.fixture
-def calls(monkeypatch):
-    """Every argv the module runs, while still running it for real."""
-    seen = []
-    real_run = pf.PostfixCommands.run
-
-    def recording_run(self, argv, **kwargs):
-        seen.append(argv)
-        return real_run(self, argv, **kwargs)
-
-    monkeypatch.setattr(pf.PostfixCommands, 'run', recording_run)
-    return seen
-
-
-@pytest.fixture
 def run_module(set_module_args, capsys, config_dir, table):
     """Run the module like Ansible does and return its JSON result and raw output."""
     def _run(check_mode=False, diff=False, **args):

@@ -421,3 +421,63 @@ def test_days_left_counts_whole_days_and_goes_negative(monkeypatch):
     tls = smtp_probe.tls_facts(FakeSMTP(), 'starttls', False)
     assert tls['days_left'] == -3
     assert tls['cipher'] == 'TLS_AES_128_GCM_SHA256'
+
+
+# --- upstreams: several probes in one module run ------------------------------------------------
+
+
+def test_upstreams_all_pass_and_keep_their_order(smtpd, pki, capsys):
+    upstreams = [
+        dict(host='localhost', port=smtpd('starttls'), mx_lookup=False, tls='verify', implicit_tls=False, **credentials()),
+        dict(host='127.0.0.1', port=smtpd('implicit'), tls='encrypt', implicit_tls=True, **credentials()),
+    ]
+    result, output = run_main(capsys, dict(upstreams=upstreams, ca_file=pki.ca_file, helo_name='probe.test'))
+    assert result.get('failed') is not True, result
+    assert result['changed'] is False
+    assert [(item['port'], item['failed'], item['tls']['mode']) for item in result['upstreams']] == [
+        (upstreams[0]['port'], False, 'starttls'), (upstreams[1]['port'], False, 'implicit')]
+    assert all(item['auth_succeeded'] for item in result['upstreams'])
+    assert result['upstreams'][0]['tls']['verified'] is True
+    assert PASSWORD not in output
+
+
+def test_upstreams_a_failing_fallback_fails_the_module_and_says_which(smtpd, capsys):
+    refused = servers.closed_port()
+    upstreams = [
+        dict(host='127.0.0.1', port=smtpd('starttls'), **credentials()),
+        dict(host='127.0.0.1', port=refused, **credentials()),
+        dict(host='127.0.0.1', port=smtpd('starttls'), **credentials(PASSWORD + '-wrong')),
+    ]
+    result, output = run_main(capsys, dict(upstreams=upstreams, helo_name='probe.test', timeout=5))
+    assert result['failed'] is True
+    assert [item['failed'] for item in result['upstreams']] == [False, True, True]
+    assert 'msg' not in result['upstreams'][0]
+    assert result['upstreams'][1]['msg'] == 'connection refused by 127.0.0.1:%s' % refused
+    assert result['upstreams'][2]['msg'].startswith('authentication rejected for user %s: 535' % USERNAME)
+    assert result['msg'].startswith('127.0.0.1:%s: connection refused' % refused)
+    assert ('127.0.0.1:%s: authentication rejected' % upstreams[2]['port']) in result['msg']
+    assert PASSWORD not in output
+
+
+def test_upstreams_a_silent_upstream_times_out_without_hiding_the_others(smtpd, scripted, capsys):
+    upstreams = [dict(host='127.0.0.1', port=scripted(None)), dict(host='127.0.0.1', port=smtpd('starttls'))]
+    result = run_main(capsys, dict(upstreams=upstreams, helo_name='probe.test', timeout=1))[0]
+    assert result['upstreams'][0]['msg'] == 'timed out after 1 s connecting to 127.0.0.1:%s' % upstreams[0]['port']
+    assert result['upstreams'][1]['failed'] is False and result['upstreams'][1]['starttls_offered'] is True
+
+
+@pytest.mark.parametrize('single', [dict(host='127.0.0.1'), dict(port=25), dict(password='top-level-secret')])
+def test_upstreams_exclude_the_single_probe_options(capsys, single):
+    result = run_main(capsys, dict(upstreams=[dict(host='127.0.0.1')], **single))[0]
+    assert result['failed'] is True and 'mutually exclusive' in result['msg']
+
+
+def test_upstreams_entry_with_username_needs_a_password(capsys):
+    result = run_main(capsys, dict(upstreams=[dict(host='smtp-a.example.net', port=587, username=USERNAME)]))[0]
+    assert result['failed'] is True
+    assert result['msg'] == 'smtp-a.example.net:587: username requires a password'
+
+
+def test_host_or_upstreams_is_required(capsys):
+    result = run_main(capsys, dict(timeout=5))[0]
+    assert result['failed'] is True and 'one of the following is required: host, upstreams' in result['msg']
