@@ -241,7 +241,7 @@ path:
   sample: /etc/postfix/sasl_passwd
 tables:
   description:
-    - One result per entry of O(tables), in the same order, each with RV(changed), RV(changed_keys),
+    - One result per entry of O(tables), in the same order, each with C(changed), RV(changed_keys),
       RV(type), RV(map_path) and RV(path) as for a single table.
   returned: when O(tables) is given
   type: list
