@@ -496,32 +496,38 @@ def manage_tables(module):
     return result
 
 
-def main():
-    table_options = dict(
+def table_options():
+    """The options of one table: an entry of tables, or the top level without tables."""
+    return dict(
         path=dict(type='path', required=True),
         entries=dict(type='dict', default={}),
         state=dict(type='str', default='present', choices=['present', 'absent']),
         exclusive=dict(type='bool', default=False),
         secret=dict(type='bool', default=False),
-        mode=dict(type='raw'),
-        owner=dict(type='str'),
-        group=dict(type='str'),
     )
+
+
+def argument_spec():
+    # A table's own file attributes (FILE_ATTRIBUTES); the top-level ones come with add_file_common_args.
+    one_table = table_options()
+    one_table.update(mode=dict(type='raw'), owner=dict(type='str'), group=dict(type='str'))
+    spec = table_options()
+    spec['path'] = dict(type='path')
+    spec.update(
+        type=dict(type='str', choices=sorted(MAP_SUFFIXES)),
+        config_directory=dict(type='path'),
+        tables=dict(type='list', elements='dict', options=one_table),
+    )
+    return spec
+
+
+def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type='path'),
-            entries=dict(type='dict', default={}),
-            state=dict(type='str', default='present', choices=['present', 'absent']),
-            exclusive=dict(type='bool', default=False),
-            type=dict(type='str', choices=sorted(MAP_SUFFIXES)),
-            secret=dict(type='bool', default=False),
-            config_directory=dict(type='path'),
-            tables=dict(type='list', elements='dict', options=table_options),
-        ),
+        argument_spec=argument_spec(),
         add_file_common_args=True,
         supports_check_mode=True,
         required_one_of=[('path', 'tables')],
-        mutually_exclusive=[('tables', option) for option in ('path', 'entries', 'state', 'exclusive', 'secret')],
+        mutually_exclusive=[('tables', option) for option in table_options()],
     )
     tables = module.params['tables'] if module.params['tables'] is not None else [module.params]
     for table in tables:

@@ -9,9 +9,7 @@ Only the error branches replace PostfixCommands.run or get_bin_path.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import stat
 import subprocess
 
@@ -20,9 +18,8 @@ import pytest
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.smarthost.postfix.plugins.module_utils import _postfix as pf
-from ansible_collections.smarthost.postfix.plugins.modules import postmap
+from ansible_collections.smarthost.postfix.tests.unit.plugins.modules.postmap_run import POSTMAP, query, run_main
 
-POSTMAP = shutil.which('postmap') or '/usr/sbin/postmap'
 pytestmark = pytest.mark.skipif(not os.path.exists(POSTMAP), reason='postfix is not installed')
 
 PASSWORD = 'relay-a:Pa ss:w0rd-unit-7f3c'
@@ -42,18 +39,8 @@ def run_module(set_module_args, capsys, config_dir, table):
         args.setdefault('path', table)
         args.setdefault('config_directory', config_dir)
         args.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
-        set_module_args(args)
-        with pytest.raises(SystemExit):
-            postmap.main()
-        output = capsys.readouterr().out
-        return json.loads(output), output
+        return run_main(set_module_args, capsys, args)
     return _run
-
-
-def query(config_dir, table, key, map_type='hash'):
-    result = subprocess.run([POSTMAP, '-c', config_dir, '-q', key, '%s:%s' % (map_type, table)],
-                            capture_output=True, text=True, check=False)
-    return result.stdout.rstrip('\n') if result.returncode == 0 else None
 
 
 def builds(calls):

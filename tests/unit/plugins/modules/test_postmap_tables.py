@@ -6,17 +6,13 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import stat
-import subprocess
 
 import pytest
 
-from ansible_collections.smarthost.postfix.plugins.modules import postmap
+from ansible_collections.smarthost.postfix.tests.unit.plugins.modules.postmap_run import POSTMAP, query, run_main
 
-POSTMAP = shutil.which('postmap') or '/usr/sbin/postmap'
 pytestmark = pytest.mark.skipif(not os.path.exists(POSTMAP), reason='postfix is not installed')
 
 PASSWORD = 'relay-a:Pa ss:w0rd-tables-51c0'
@@ -43,17 +39,8 @@ def run_tables(set_module_args, capsys, config_dir):
     def _run(tables, check_mode=False, diff=False, **args):
         args.setdefault('config_directory', config_dir)
         args.update(tables=tables, _ansible_check_mode=check_mode, _ansible_diff=diff)
-        set_module_args(args)
-        with pytest.raises(SystemExit):
-            postmap.main()
-        output = capsys.readouterr().out
-        return json.loads(output), output
+        return run_main(set_module_args, capsys, args)
     return _run
-
-
-def query(config_dir, path, key):
-    result = subprocess.run([POSTMAP, '-c', config_dir, '-q', key, 'hash:' + path], capture_output=True, text=True, check=False)
-    return result.stdout.rstrip('\n') if result.returncode == 0 else None
 
 
 def mode_of(path):
@@ -149,8 +136,5 @@ def test_tables_excludes_single_table_options(run_tables, paths, extra, message)
 
 
 def test_path_or_tables_is_required(set_module_args, capsys):
-    set_module_args({'entries': {'a': 'b'}})
-    with pytest.raises(SystemExit):
-        postmap.main()
-    result = json.loads(capsys.readouterr().out)
+    result, dummy = run_main(set_module_args, capsys, {'entries': {'a': 'b'}})
     assert result['failed'] and 'one of the following is required: path, tables' in result['msg']
