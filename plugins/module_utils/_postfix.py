@@ -31,6 +31,20 @@ class PostfixError(Exception):
     """A failure with a message that is safe to show (it never contains a table value)."""
 
 
+def run_module(module, work, path):
+    """Exit with work(module)'s result, or fail with a message that never holds a table value.
+
+    An OSError names its file (else path) and reason only: strerror and filename are enough to act on.
+    """
+    try:
+        result = work(module)
+    except PostfixError as exc:
+        module.fail_json(msg=str(exc))
+    except OSError as exc:
+        module.fail_json(msg='%s: %s' % (exc.filename or path, exc.strerror))
+    module.exit_json(**result)
+
+
 def map_path(map_type, source_path):
     """Path of the compiled map that postmap builds from source_path."""
     try:
