@@ -807,6 +807,9 @@ HISTORY = """\
 | live state read again in the install command, not by a task of its own | "Read the live state again after the installation" | 0.7 s | none |
 | the four changes above | fleet first converge, N = 1 / 4 / 8 (packages preinstalled) | 15.1 / 24.4 / 52.0 s | 11.8 / 22.4 / 40.5 s |
 | | first converge minus package install | +13.4 s | +13.2 s |
+| maps, tlsproxy, main.cf and the reload in one run of the new `postfix_config` module | those four tasks | 4.5 s (1.2+0.9+1.8+0.6) | 1.5 s |
+| | fleet first converge, N = 1 / 4 / 8 (packages preinstalled) | 11.8 / 22.4 / 40.5 s | 7.5 / 13.8 / 26.5 s |
+| | first converge minus package install (tasks run / changed) | +13.2 s (18 / 6) | +9.3 s (15 / 3) |
 
 "Before" figures over SSH are from one run on this machine (2026-11-30 06:00 UTC) before the role
 changes of that morning; the 38 min and 4.1 min are from the first bench (podman connection). The rows
@@ -817,24 +820,23 @@ the re-read's 0.7 s are from a first converge at 11:55 UTC on the same lab, whos
 Their per-task savings add up to about 2.5 s, and the fleet shows them, but the first converge over the
 package install moved only from +13.4 to +13.2 s: in the 12:37 run the role's install task took 0.7 s
 more than the bare install reference, in the 10:42 run 0.3 s less (the same `apt-get` against Debian's
-mirror, plus the live-state read). The lab set-up depends on Debian's
+mirror, plus the live-state read). The last three rows compare the 12:37 UTC run with the 14:51 UTC
+run of 2026-11-30, both from a clean clone. The lab set-up depends on Debian's
 mirror: in a run where it is slow the sinks' package download alone can take minutes (146 s instead of
 about 33 s in the 07:28 run). The first bench also measured the first converge at +65.9 s over the package
 install and the no-op at 1.92x the ping floor, both over the podman connection, where every task costs
 about 1 s more.
 
-What is left of the first converge over the package install, per task on one relay (12:37 run): writing
-main.cf 1.8 s (copy's remote stat, the upload, the module and the staging check), the first live-state
-read 1.4 s (it also opens the SSH connection), the maps 1.2 s and the probe 1.1 s (one module run each),
-tlsproxy 0.9 s, the reload 0.6 s, the fingerprint 0.5 s, about 2 s of tasks that run on the controller
-only or are skipped (0.05-0.4 s each), the install task's own time over the bare install (0.3-1 s), and
-Ansible's start-up (about 1.5 s). Every module run costs about 0.3 s of CPU on the host (Python and
-Ansible's module wrapper) and about as much on the controller. "A few seconds" would need the
-configuration written in one module run (maps, master.cf, main.cf and the reload), which is a redesign of
-the design card's template plus postmap module, not done.
+What is left of the first converge over the package install, per task on one relay (14:51 run): the
+first live-state read 1.5 s (it also opens the SSH connection), the postfix_config run 1.5 s (maps,
+master.cf, main.cf with Postfix's staging check, and the reload), the probe 1.1 s, the preflight
+fingerprint 0.6 s, rendering main.cf 0.4 s, about 1.5 s of tasks that run on the controller only or
+are skipped (0.05-0.3 s each), the install task's own time over the bare install (0.9 s in this run),
+and Ansible's start-up (about 1.5 s). Every module run costs about 0.3 s of CPU on the host (Python and
+Ansible's module wrapper) and about as much on the controller.
 
-One converge run in three (and one fleet run) had a probe of 11 s instead of 1.1 s. The lab's DNS
-(aardvark, podman 4.3) stops answering for seconds while containers are started or removed. In a test
+In the 12:37 run one converge run in three (and one fleet run) had a probe of 11 s instead of 1.1 s.
+The lab's DNS (aardvark, podman 4.3) stops answering for seconds while containers are started or removed. In a test
 that started and removed a container next to loops of look-ups and connections from a relay, a look-up
 took 5-10 s (one failed outright), and the sink's greeting, which waits for its own look-up of the
 client, came 5 s late. The medians of 3 leave such a run out; the role's probe is not the cause.

@@ -136,7 +136,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Runs the staging checks and reports what would change; writes nothing and does not reload.
+    details: Runs the staging checks (in a temporary directory it removes again) and reports what would change; writes no live file and does not reload.
   diff_mode:
     support: full
     details:
