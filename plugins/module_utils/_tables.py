@@ -51,9 +51,9 @@ def validate_entries(entries, state):
 
 
 def read_source(path):
-    """Text of the source file, or None if it does not exist."""
+    """Text of a file (a table source, main.cf, master.cf), or None if it does not exist."""
     if os.path.isdir(path):
-        raise PostfixError('%s is a directory, not a table source file' % path)
+        raise PostfixError('%s is a directory, not a file' % path)
     try:
         with open(path, 'r', encoding='utf-8', errors='surrogateescape') as source:
             return source.read()

@@ -224,6 +224,7 @@ from ansible_collections.smarthost.postfix.plugins.module_utils._tables import (
     check_config_directory,
     hide_secrets,
     plan_tables,
+    read_source,
     tables_option,
 )
 
@@ -241,7 +242,7 @@ def parse_service(spec):
 
 
 def service_line(name, service_type):
-    """Matches the first line of the service, enabled (group 1 empty) or commented out."""
+    """Matches the first line of the service, enabled or commented out."""
     return re.compile(r'^(#\s*)?%s\s+%s(\s|$)' % (re.escape(name), re.escape(service_type)))
 
 
@@ -249,7 +250,7 @@ def enable_service(lines, spec):
     """Lines of master.cf with the service enabled, and whether they changed."""
     pattern = service_line(*parse_service(spec))
     matches = [index for index, line in enumerate(lines) if pattern.match(line)]
-    if any(not pattern.match(lines[index]).group(1) for index in matches):
+    if any(not lines[index].startswith('#') for index in matches):
         return lines, False
     if not matches:
         raise PostfixError('master.cf has no %s service, enabled or commented out: add its line to master.cf' % spec)
@@ -263,15 +264,6 @@ def enable_service(lines, spec):
         lines[index] = lines[index][1:]
         index += 1
     return lines, True
-
-
-def read_text(path):
-    """Content of a file, or None if it does not exist."""
-    try:
-        with open(path, 'r', encoding='utf-8', errors='surrogateescape') as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
 
 
 def mynetworks_table(value):
@@ -339,10 +331,10 @@ def write_file(module, path, content, new_mode):
     module.atomic_move(tmp_path, path)
 
 
-def reload_postfix(module):
+def reload_postfix(module, postfix):
     """Reload a running Postfix; a stopped one stays stopped (starting it is the service manager's job)."""
     directory = module.params['config_directory']
-    binary = PostfixCommands(module).binary('postfix')
+    binary = postfix.binary('postfix')
     rc, dummy, dummy = module.run_command([binary, '-c', directory, 'status'])
     if rc != 0:
         return False
@@ -371,11 +363,11 @@ def configure(module):
         table_defaults = dict(type=params['type'], mode='0600', owner=None, group=None, tables=params['tables'])
         plans = plan_tables(module, postfix, table_defaults)
 
-    main_before = read_text(main_path)
+    main_before = read_source(main_path)
     main_after = params['main_cf'] if params['main_cf'] is not None else main_before
     if main_after is None:
         raise PostfixError('%s does not exist and main_cf is not given' % main_path)
-    master_before = read_text(master_path)
+    master_before = read_source(master_path)
     # Postfix reads master.cf too when it checks main.cf (postconf -n warns without one).
     if master_before is None and (params['master_cf_enable'] or main_after != main_before):
         raise PostfixError('%s does not exist: install postfix' % master_path)
@@ -417,7 +409,7 @@ def configure(module):
         past = time.time() - 2
         os.utime(main_path, (past, past))
     if params['reload'] == 'always' or (params['reload'] == 'changed' and result['changed']):
-        result['reloaded'] = reload_postfix(module)
+        result['reloaded'] = reload_postfix(module, postfix)
         result['changed'] = result['changed'] or result['reloaded']
     return result
 

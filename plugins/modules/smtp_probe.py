@@ -723,12 +723,10 @@ def main():
             module.fail_json(msg='; '.join(failures), changed=False, upstreams=results)
         module.exit_json(changed=False, upstreams=results)
 
-    probe = SmtpProbe(params)
-    try:
-        facts = probe.run()
-    except ProbeFailed as exc:
-        module.fail_json(msg=str(exc), changed=False, **probe.facts)
-    module.exit_json(changed=False, **facts)
+    result = probe_one(params)
+    if result.pop('failed'):
+        module.fail_json(changed=False, **result)
+    module.exit_json(changed=False, **result)
 
 
 if __name__ == '__main__':

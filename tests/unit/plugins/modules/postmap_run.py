@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Run the postmap module as Ansible does, and ask the real postmap what a map holds."""
+"""Run a module (postmap by default) as Ansible does, and ask the real postmap what a map holds."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from ansible_collections.smarthost.postfix.plugins.modules import postmap
 POSTMAP = shutil.which('postmap') or '/usr/sbin/postmap'
 
 
-def run_main(set_module_args, capsys, args):
-    """The module's JSON result and everything it printed."""
+def run_main(set_module_args, capsys, args, main=postmap.main):
+    """The module's (postmap unless main says otherwise) JSON result and everything it printed."""
     set_module_args(args)
     with pytest.raises(SystemExit):
-        postmap.main()
+        main()
     output = capsys.readouterr().out
     return json.loads(output), output
 

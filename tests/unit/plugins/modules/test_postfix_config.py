@@ -19,7 +19,7 @@ import pytest
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.smarthost.postfix.plugins.modules import postfix_config
-from ansible_collections.smarthost.postfix.tests.unit.plugins.modules.postmap_run import POSTMAP, query
+from ansible_collections.smarthost.postfix.tests.unit.plugins.modules.postmap_run import POSTMAP, query, run_main
 
 pytestmark = pytest.mark.skipif(not os.path.exists(POSTMAP), reason='postfix is not installed')
 
@@ -72,10 +72,7 @@ def run(set_module_args, capsys, directory, postfix):
     def _run(check_mode=False, diff=False, **args):
         args.setdefault('config_directory', directory)
         args.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
-        set_module_args(args)
-        with pytest.raises(SystemExit):
-            postfix_config.main()
-        return json.loads(capsys.readouterr().out)
+        return run_main(set_module_args, capsys, args, main=postfix_config.main)[0]
     return _run
 
 
