@@ -12,6 +12,8 @@ that starts a process, so unit tests can replace it.
 
 from __future__ import annotations
 
+import re
+
 # Compiled file suffix per indexed map type; postmap appends it to the source path.
 MAP_SUFFIXES = {
     'btree': '.db',
@@ -22,6 +24,16 @@ MAP_SUFFIXES = {
 
 # Shown instead of a secret value in diffs.
 SECRET_MASK = '********'
+
+# What Postfix's parsers take for blanks (C isspace() without the newline, which ends a line). Postfix
+# splits files on newlines only: Python's splitlines() and split() also break at \v, \f, \x1c-\x1e,
+# \x85 and U+2028/U+2029, so they would read a line differently from Postfix.
+BLANKS = ' \t\v\f\r'
+_BLANK_RUN = re.compile('[%s]+' % BLANKS)
+
+# Characters that no string written into a Postfix file, a command or a log may hold: C0 controls,
+# DEL, NEL and the Unicode line and paragraph separators.
+CONTROL_CHARACTERS = re.compile('[\x00-\x1f\x7f\x85\u2028\u2029]')
 
 # Postfix looks for its binaries here even when PATH (e.g. under sudo or cron) does not.
 SBIN_DIRS = ['/usr/sbin', '/usr/local/sbin', '/sbin']
@@ -59,16 +71,22 @@ def fold_key(key):
     return key.casefold()
 
 
+def control_character(text):
+    """The first control character of text as U+XXXX (safe to show: never the text itself), else None."""
+    match = CONTROL_CHARACTERS.search(text)
+    return 'U+%04X' % ord(match.group()) if match else None
+
+
 def validate_key(key):
     """Return an error message for a key that a table source cannot hold, else None."""
     if not isinstance(key, str):
         return 'key %r: must be a string' % (key,)
     if key == '':
         return 'empty key: a table entry needs a key'
+    if control_character(key):
+        return 'key %r: must not contain a control character (%s)' % (CONTROL_CHARACTERS.sub('?', key), control_character(key))
     if any(char.isspace() for char in key):
         return 'key %r: must not contain whitespace (postmap splits key and value there)' % key
-    if '\0' in key:
-        return 'key %r: must not contain a NUL character' % key
     if key.startswith('#'):
         return 'key %r: must not start with "#" (postmap reads that line as a comment)' % key
     return None
@@ -84,9 +102,9 @@ def validate_value(key, value):
     value = str(value)
     if value == '':
         return 'value for key %r: must not be empty' % key
-    if '\n' in value or '\r' in value or '\0' in value:
-        return 'value for key %r: must not contain a newline or NUL character' % key
-    if value != value.strip():
+    if control_character(value):
+        return 'value for key %r: must not contain a control character (%s)' % (key, control_character(value))
+    if value != value.strip(BLANKS):
         return 'value for key %r: must not start or end with whitespace (postmap strips it)' % key
     return None
 
@@ -104,19 +122,19 @@ def find_case_collisions(keys):
     return collisions
 
 
-def _logical_lines(text):
-    """Join physical lines the way Postfix does.
+def logical_lines(text):
+    """Join physical lines the way Postfix does (table sources, main.cf).
 
-    Blank lines and lines whose first non-blank character is '#' are skipped; a line that
-    starts with whitespace continues the previous logical line (the newline is dropped and
-    the leading whitespace kept).
+    Lines end at newlines only. Blank lines and lines whose first non-blank character is '#' are
+    skipped; a line that starts with a blank continues the previous logical line (the newline is
+    dropped and the leading blanks kept).
     """
     logical = []
-    for line in text.splitlines():
-        stripped = line.strip()
+    for line in text.split('\n'):
+        stripped = line.strip(BLANKS)
         if not stripped or stripped.startswith('#'):
             continue
-        if line[0].isspace() and logical:
+        if line[0] in BLANKS and logical:
             logical[-1] += line
         else:
             logical.append(line)
@@ -129,10 +147,20 @@ def parse_source(text):
     A line without a value (which postmap skips with a warning) gives value ''.
     """
     entries = []
-    for line in _logical_lines(text):
-        parts = line.strip().split(None, 1)
-        entries.append((parts[0], parts[1].strip() if len(parts) > 1 else ''))
+    for line in logical_lines(text):
+        parts = _BLANK_RUN.split(line.strip(BLANKS), 1)
+        entries.append((parts[0], parts[1].strip(BLANKS) if len(parts) > 1 else ''))
     return entries
+
+
+def parse_main_cf(text):
+    """main.cf's parameters as a dict, name to value as written (the last one wins, as in Postfix)."""
+    parameters = {}
+    for line in logical_lines(text or ''):
+        name, sep, value = line.partition('=')
+        if sep:
+            parameters[name.strip(BLANKS)] = value.strip(BLANKS)
+    return parameters
 
 
 def render_source(entries):
@@ -205,17 +233,17 @@ def changed_keys(current, desired):
 def parse_dump(text):
     """Entries printed by 'postmap -s' ('key<TAB>value' per line) as a dict."""
     entries = {}
-    for line in text.splitlines():
+    for line in text.split('\n'):
         if not line:
             continue
-        parts = line.split(None, 1)
-        entries[fold_key(parts[0])] = parts[1].strip() if len(parts) > 1 else ''
+        parts = _BLANK_RUN.split(line, 1)
+        entries[fold_key(parts[0])] = parts[1].strip(BLANKS) if len(parts) > 1 else ''
     return entries
 
 
 def _brief(stderr):
     """The last non-empty stderr line: Postfix puts its fatal reason there."""
-    lines = [line for line in (stderr or '').splitlines() if line.strip()]
+    lines = [line for line in (stderr or '').split('\n') if line.strip()]
     return lines[-1].strip() if lines else 'no error output'
 
 

@@ -210,206 +210,29 @@ reloaded:
   sample: true
 """
 
-import os
-import re
-import shutil
-import tempfile
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import MAP_SUFFIXES, PostfixCommands, PostfixError, run_module
-from ansible_collections.smarthost.postfix.plugins.module_utils._tables import (
-    apply_tables,
-    check_config_directory,
-    hide_secrets,
-    plan_tables,
-    read_source,
-    tables_option,
-)
-
-SERVICE_TYPES = ('inet', 'unix', 'unix-dgram', 'fifo', 'pass')
-REFUSED = 'Postfix refuses the new main.cf: '
-
-
-def parse_service(spec):
-    """NAME/TYPE as (name, type); the name may hold a host:port, never whitespace or '/'."""
-    name, slash, service_type = spec.rpartition('/')
-    if not slash or not name or '/' in name or any(char.isspace() or char == '#' for char in name) \
-            or service_type not in SERVICE_TYPES:
-        raise PostfixError('master_cf_enable: %r is not NAME/TYPE with TYPE one of %s' % (spec, ', '.join(SERVICE_TYPES)))
-    return name, service_type
-
-
-def service_line(name, service_type):
-    """Matches the first line of the service, enabled or commented out."""
-    return re.compile(r'^(#\s*)?%s\s+%s(\s|$)' % (re.escape(name), re.escape(service_type)))
-
-
-def enable_service(lines, spec):
-    """Lines of master.cf with the service enabled, and whether they changed."""
-    pattern = service_line(*parse_service(spec))
-    matches = [index for index, line in enumerate(lines) if pattern.match(line)]
-    if any(not lines[index].startswith('#') for index in matches):
-        return lines, False
-    if not matches:
-        raise PostfixError('master.cf has no %s service, enabled or commented out: add its line to master.cf' % spec)
-    start = matches[0]
-    lines = list(lines)
-    lines[start] = lines[start].lstrip('#').lstrip()
-    # "#  -o name=value" or "#  flags=... argv=..." lines continue the commented service; master.cf's
-    # own comments have one space after the '#' ("# Interfaces to ...").
-    index = start + 1
-    while index < len(lines) and re.match(r'^#(\s{2,}|\s+-o\s)\S', lines[index]):
-        lines[index] = lines[index][1:]
-        index += 1
-    return lines, True
-
-
-def mynetworks_table(value):
-    """A CIDR table source from a mynetworks value: one 'network ok' line per network.
-
-    Lookup tables (type:name) and pattern files (/path) are left to Postfix: they are no networks.
-    """
-    lines = []
-    for item in re.split(r'[\s,]+', value.strip()):
-        if not item or item.startswith('/') or re.match(r'^[a-z0-9_]+:', item, re.IGNORECASE):
-            continue
-        lines.append('%s ok\n' % item)
-    return ''.join(lines)
-
-
-def refused(lines, staging):
-    """Postfix's complaint in one line; the temporary directory's name would only confuse, so it goes."""
-    text = ' / '.join(line.strip() for line in lines if line.strip())
-    return REFUSED + text.replace(os.path.join(staging, ''), 'staging ')
-
-
-def check_staging(module, staging, main_cf, master_cf):
-    """Let Postfix read the new configuration in the staging directory; raise what it refuses."""
-    with open(os.path.join(staging, 'main.cf'), 'w', encoding='utf-8', errors='surrogateescape') as handle:
-        handle.write(main_cf)
-    # Old enough not to be reread while postconf runs (see the notes).
-    past = time.time() - 60
-    os.utime(os.path.join(staging, 'main.cf'), (past, past))
-    if master_cf is not None:
-        with open(os.path.join(staging, 'master.cf'), 'w', encoding='utf-8', errors='surrogateescape') as handle:
-            handle.write(master_cf)
-    postfix = PostfixCommands(module, staging)
-    dummy, dummy, err = postfix.run(postfix._argv('postconf', '-n'))
-    warnings = sorted(set(line.strip() for line in err.splitlines() if line.strip()))
-    if warnings:
-        raise PostfixError(refused(warnings, staging))
-    rc, out, err = postfix.run(postfix._argv('postconf', '-h', 'mynetworks'))
-    if rc != 0:
-        raise PostfixError(refused(err.splitlines() or ['postconf -h mynetworks failed'], staging))
-    table = os.path.join(staging, 'mynetworks.cidr')
-    with open(table, 'w') as handle:
-        handle.write(mynetworks_table(out))
-    # Like every Postfix command, postmap also dies on a bad global parameter (host names, addresses,
-    # compatibility_level, mail_owner): the check the master makes at start-up.
-    dummy, dummy, err = postfix.run(postfix._argv('postmap', '-q', '127.0.0.1', 'cidr:' + table))
-    if err.strip():
-        raise PostfixError(refused(err.splitlines(), staging))
-
-
-def run_validate(module, command, staging):
-    if '%s' not in command:
-        raise PostfixError('validate must contain %s, the staging directory')
-    rc, out, err = module.run_command(command.replace('%s', staging))
-    if rc != 0:
-        raise PostfixError('validate refused the new configuration (exit status %d): %s' % (rc, (err or out).strip()))
-
-
-def write_file(module, path, content, new_mode):
-    """Replace path by a rename; an existing file's owner, group and mode carry over (atomic_move)."""
-    handle, tmp_path = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=os.path.dirname(path))
-    with os.fdopen(handle, 'w', encoding='utf-8', errors='surrogateescape') as tmp:
-        tmp.write(content)
-    if not os.path.exists(path):
-        os.chmod(tmp_path, new_mode)
-    module.atomic_move(tmp_path, path)
-
-
-def reload_postfix(module, postfix):
-    """Reload a running Postfix; a stopped one stays stopped (starting it is the service manager's job)."""
-    directory = module.params['config_directory']
-    binary = postfix.binary('postfix')
-    rc, dummy, dummy = module.run_command([binary, '-c', directory, 'status'])
-    if rc != 0:
-        return False
-    rc, out, err = module.run_command([binary, '-c', directory, 'reload'])
-    if rc != 0:
-        raise PostfixError('postfix reload failed: %s' % (err or out).strip())
-    return True
-
-
-def diff_entry(path, before, after):
-    return {'before_header': path, 'after_header': path, 'before': before or '', 'after': after}
+from ansible_collections.smarthost.postfix.plugins.module_utils._config import ConfigChange
+from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import MAP_SUFFIXES, run_module
+from ansible_collections.smarthost.postfix.plugins.module_utils._tables import hide_secrets, tables_option
 
 
 def configure(module):
     params = module.params
-    directory = params['config_directory']
-    main_path = os.path.join(directory, 'main.cf')
-    master_path = os.path.join(directory, 'master.cf')
-    if not os.path.isdir(directory):
-        raise PostfixError('config_directory %s does not exist: install postfix' % directory)
-
-    # Tables are planned (read and checked) first, and written first: main.cf may name them.
-    plans, postfix = [], PostfixCommands(module, directory)
-    if params['tables']:
-        check_config_directory(directory)
-        table_defaults = dict(type=params['type'], mode='0600', owner=None, group=None, tables=params['tables'])
-        plans = plan_tables(module, postfix, table_defaults)
-
-    main_before = read_source(main_path)
-    main_after = params['main_cf'] if params['main_cf'] is not None else main_before
-    if main_after is None:
-        raise PostfixError('%s does not exist and main_cf is not given' % main_path)
-    master_before = read_source(master_path)
-    # Postfix reads master.cf too when it checks main.cf (postconf -n warns without one).
-    if master_before is None and (params['master_cf_enable'] or main_after != main_before):
-        raise PostfixError('%s does not exist: install postfix' % master_path)
-    lines, enabled = (master_before or '').splitlines(True), []
-    for spec in params['master_cf_enable']:
-        lines, changed = enable_service(lines, spec)
-        if changed:
-            enabled.append(spec)
-    master_after = ''.join(lines) if enabled else master_before
-
-    main_changed = main_after != main_before
-    files_changed = main_changed or bool(enabled)
-    result = {'main_cf_changed': main_changed, 'enabled_services': enabled, 'reloaded': False}
-    if module._diff:
-        result['diff'] = [plan['diff'] for plan in plans if 'diff' in plan] + [
-            diff_entry(path, before, after) for path, before, after, differs in (
-                (master_path, master_before, master_after, bool(enabled)), (main_path, main_before, main_after, main_changed))
-            if differs]
-
-    if files_changed:
-        staging = tempfile.mkdtemp(prefix='.staging.', dir=directory)
-        try:
-            check_staging(module, staging, main_after, master_after)
-            if params['validate']:
-                run_validate(module, params['validate'], staging)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    # In check mode this only reports, file attributes included.
-    result['tables'] = apply_tables(module, postfix, plans)
-    result['changed'] = files_changed or any(table['changed'] for table in result['tables'])
-    if module.check_mode:
-        return result
-
-    # master.cf before main.cf: main.cf may name a service that only the new master.cf defines.
-    if enabled:
-        write_file(module, master_path, master_after, 0o644)
-    if main_changed:
-        write_file(module, main_path, main_after, 0o644)
-        past = time.time() - 2
-        os.utime(main_path, (past, past))
-    if params['reload'] == 'always' or (params['reload'] == 'changed' and result['changed']):
-        result['reloaded'] = reload_postfix(module, postfix)
+    change = ConfigChange(module, params['config_directory'])
+    try:
+        change.plan(params['main_cf'], params['master_cf_enable'], params['tables'], params['type'])
+        change.check(params['validate'])
+        result = {'main_cf_changed': change.main_changed, 'enabled_services': change.enabled, 'reloaded': False}
+        if module._diff:
+            result['diff'] = change.diff()
+        # In check mode this only reports, file attributes included.
+        result['tables'] = change.apply()
+    finally:
+        change.cleanup()
+    result['changed'] = change.files_changed or any(table['changed'] for table in result['tables'])
+    if not module.check_mode and (params['reload'] == 'always' or (params['reload'] == 'changed' and result['changed'])):
+        result['reloaded'] = change.reload()
         result['changed'] = result['changed'] or result['reloaded']
     return result
 

@@ -88,3 +88,24 @@ def calls(monkeypatch):
 
     monkeypatch.setattr(_postfix.PostfixCommands, 'run', recording_run)
     return seen
+
+
+@pytest.fixture
+def postfix(monkeypatch):
+    """Every `postfix` command a module runs (status, reload); Postfix answers 'running' unless told otherwise.
+
+    Only the running Postfix is replaced: postconf, postmap and postalias run for real.
+    """
+    from ansible.module_utils.basic import AnsibleModule
+
+    state = {'running': True, 'commands': []}
+    real_run_command = AnsibleModule.run_command
+
+    def run_command(self, args, **kwargs):
+        if isinstance(args, list) and os.path.basename(args[0]) == 'postfix':
+            state['commands'].append(args[-1])
+            return (0 if state['running'] or args[-1] != 'status' else 1), '', ''
+        return real_run_command(self, args, **kwargs)
+
+    monkeypatch.setattr(AnsibleModule, 'run_command', run_command)
+    return state

@@ -56,10 +56,13 @@ def test_render_then_parse_round_trips_password_shapes():
 @pytest.mark.parametrize('key, fragment', [
     ('', 'empty key'),
     ('has space', 'whitespace'),
-    ('tab\there', 'whitespace'),
-    ('new\nline', 'whitespace'),
+    ('tab\there', 'control character (U+0009)'),
+    ('new\nline', 'control character (U+000A)'),
+    ('vertical\x0btab', 'control character (U+000B)'),
+    ('next\x85line', 'control character (U+0085)'),
+    ('no-break\xa0space', 'whitespace'),
     ('#comment', 'must not start with "#"'),
-    ('nul\0', 'NUL'),
+    ('nul\0', 'control character (U+0000)'),
     (5, 'must be a string'),
 ])
 def test_validate_key_rejects(key, fragment):
@@ -72,10 +75,13 @@ def test_validate_key_accepts_bracketed_host_and_port():
 
 @pytest.mark.parametrize('value, fragment', [
     ('', 'must not be empty'),
-    ('line\nbreak', 'newline'),
-    ('carriage\rreturn', 'newline'),
+    ('line\nbreak', 'control character (U+000A)'),
+    ('carriage\rreturn', 'control character (U+000D)'),
+    ('form\x0cfeed', 'control character (U+000C)'),
+    ('line\u2028separator', 'control character (U+2028)'),
+    ('del\x7f', 'control character (U+007F)'),
     (' leading', 'whitespace'),
-    ('trailing\t', 'whitespace'),
+    ('trailing ', 'whitespace'),
     (None, 'must be a string'),
     (True, 'must be a string'),
     (['a'], 'must be a string'),

@@ -112,10 +112,18 @@ class TestPKI:
         return context
 
 
-def check_password(server, session, envelope, mechanism, auth_data):
-    ok = isinstance(auth_data, LoginPassword) and auth_data == (USERNAME.encode(), PASSWORD.encode())
-    # handled=False makes aiosmtpd send its 535 reply; with the default it stays silent.
-    return AuthResult(success=ok, handled=False)
+def password_checker(username=USERNAME, password=PASSWORD):
+    """An aiosmtpd authenticator that accepts one account (the credentials compared as UTF-8 bytes)."""
+
+    def check(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and auth_data == (username.encode(), password.encode())
+        # handled=False makes aiosmtpd send its 535 reply; with the default it stays silent.
+        return AuthResult(success=ok, handled=False)
+
+    return check
+
+
+check_password = password_checker()
 
 
 class Handler:
@@ -158,11 +166,11 @@ class EphemeralPortController(Controller):
         super()._trigger_server()
 
 
-def start_smtpd(handler=None, **smtp_kwargs):
+def start_smtpd(handler=None, authenticator=check_password, **smtp_kwargs):
     """Start an aiosmtpd server; returns the controller (stop it when done)."""
     ssl_context = smtp_kwargs.pop('ssl_context', None)
     controller = EphemeralPortController(handler or Handler(), ssl_context=ssl_context,
-                                         authenticator=check_password, **smtp_kwargs)
+                                         authenticator=authenticator, **smtp_kwargs)
     controller.start()
     return controller
 
@@ -171,12 +179,14 @@ class ScriptedServer:
     """Raw TCP server that sends a greeting and answers commands from a dict, for replies aiosmtpd cannot produce.
 
     With `greeting=None` it accepts nothing and never speaks: a peer that swallows the connection.
-    A reply of None hangs up; an empty reply leaves the client waiting.
+    A reply of None hangs up; an empty reply leaves the client waiting; a callable gets the client's
+    line and returns the reply (a server that quotes what it was sent). `lines` keeps what clients sent.
     """
 
     def __init__(self, greeting, replies=None):
         self.greeting = greeting
         self.replies = replies or {}
+        self.lines = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(('127.0.0.1', 0))
         self.sock.listen(8)
@@ -205,8 +215,12 @@ class ScriptedServer:
         conn.sendall(self.greeting.encode() + b'\r\n')
         reader = conn.makefile('rb')
         for line in reader:
-            verb = line.decode().split(' ', 1)[0].strip().upper()
+            text = line.decode('utf-8', 'replace')
+            self.lines.append(text)
+            verb = text.split(' ', 1)[0].strip().upper()
             reply = self.replies.get(verb, '502 5.5.2 not implemented')
+            if callable(reply):
+                reply = reply(text)
             if reply is None:
                 return
             if reply == '':

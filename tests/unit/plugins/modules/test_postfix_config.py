@@ -16,8 +16,7 @@ import time
 
 import pytest
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.smarthost.postfix.plugins.module_utils import _config
 from ansible_collections.smarthost.postfix.plugins.modules import postfix_config
 from ansible_collections.smarthost.postfix.tests.unit.plugins.modules.postmap_run import POSTMAP, query, run_main
 
@@ -48,23 +47,6 @@ def directory(config_dir):
     with open(os.path.join(config_dir, 'master.cf'), 'w') as handle:
         handle.write(MASTER_CF)
     return config_dir
-
-
-@pytest.fixture
-def postfix(monkeypatch):
-    """Every `postfix` command the module runs; Postfix answers 'running' unless told otherwise."""
-    state = {'running': True, 'commands': []}
-    real_run_command = AnsibleModule.run_command
-
-    def run_command(self, args, **kwargs):
-        if isinstance(args, list) and os.path.basename(args[0]) == 'postfix':
-            state['commands'].append(args[-1])
-            return (0 if state['running'] or args[-1] != 'status' else 1), '', ''
-        return real_run_command(self, args, **kwargs)
-
-    monkeypatch.setattr(AnsibleModule, 'run_command', run_command)
-    monkeypatch.setattr(AnsibleModule, 'get_bin_path', lambda self, name, *args, **kwargs: '/usr/sbin/' + name)
-    return state
 
 
 @pytest.fixture
@@ -133,7 +115,7 @@ def test_refused_configuration_changes_nothing(run, directory, postfix, main_cf,
 
 def test_mynetworks_tables_and_ipv6_pass(run, directory):
     main_cf = MAIN_CF.replace('[::1]/128', '[::1]/128, [2001:db8::]/32 hash:/etc/postfix/network_table /etc/postfix/networks')
-    assert postfix_config.mynetworks_table('127.0.0.0/8, [::1]/128 hash:/x /y') == '127.0.0.0/8 ok\n[::1]/128 ok\n'
+    assert _config.mynetworks_table('127.0.0.0/8, [::1]/128 hash:/x /y') == '127.0.0.0/8 ok\n[::1]/128 ok\n'
     assert run(main_cf=main_cf)['main_cf_changed']
 
 
@@ -259,7 +241,20 @@ def test_nothing_is_written_when_a_table_or_main_cf_is_refused(run, directory, p
     assert read(directory, 'master.cf') == MASTER_CF
 
 
-def test_tables_need_a_main_cf(run, directory):
+def test_tables_without_a_main_cf_are_built_with_the_new_one(run, directory):
+    """A Postfix installed with "No configuration" has no main.cf: postmap reads the checked new one."""
     os.remove(os.path.join(directory, 'main.cf'))
     result = run(tables=tables(directory), main_cf=MAIN_CF)
-    assert result['failed'] and result['msg'] == 'config_directory %s has no main.cf' % directory
+    assert result['changed'] and result['main_cf_changed']
+    assert read(directory, 'main.cf') == MAIN_CF
+    assert query(directory, os.path.join(directory, 'sasl_passwd'), UPSTREAM) == PASSWORD
+    assert not [name for name in leftovers(directory) if name.startswith('.')]
+
+
+def test_tables_without_a_main_cf_are_not_built_when_it_is_refused(run, directory):
+    os.remove(os.path.join(directory, 'main.cf'))
+    result = run(tables=tables(directory), main_cf=MAIN_CF + 'smtp_no_such_setting = yes\n')
+    assert result['failed'] and 'unused parameter: smtp_no_such_setting=yes' in result['msg']
+    assert leftovers(directory) == [] and not os.path.exists(os.path.join(directory, 'main.cf'))
+
+

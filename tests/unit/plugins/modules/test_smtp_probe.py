@@ -27,7 +27,8 @@ def _load(name, path):
     return module
 
 
-smtp_probe = _load('smtp_probe_under_test', MODULE_PATH)
+from ansible_collections.smarthost.postfix.plugins.module_utils import _smtp as smtp_probe  # noqa: E402
+from ansible_collections.smarthost.postfix.plugins.modules import smtp_probe as smtp_probe_module  # noqa: E402
 servers = _load('smtp_probe_servers', os.path.join(HERE, 'smtp_probe_servers.py'))
 
 # aiosmtpd warns about the implicit-TLS server config, where TLS is in fact always on.
@@ -86,7 +87,7 @@ def scripted():
 
 
 def params(**overrides):
-    values = {name: spec.get('default') for name, spec in smtp_probe.argument_spec().items()}
+    values = {name: spec.get('default') for name, spec in smtp_probe_module.argument_spec().items()}
     values.update(host='127.0.0.1', helo_name='probe.test')
     values.update(overrides)
     return values
@@ -359,7 +360,7 @@ def run_main(capsys, args):
     """Result of main(), plus everything it printed."""
     with patch_module_args(args):
         with pytest.raises(SystemExit):
-            smtp_probe.main()
+            smtp_probe_module.main()
     captured = capsys.readouterr()
     return json.loads(captured.out), captured.out + captured.err
 
@@ -481,3 +482,45 @@ def test_upstreams_entry_with_username_needs_a_password(capsys):
 def test_host_or_upstreams_is_required(capsys):
     result = run_main(capsys, dict(timeout=5))[0]
     assert result['failed'] is True and 'one of the following is required: host, upstreams' in result['msg']
+
+
+@pytest.mark.parametrize('mechanism', ['PLAIN', 'LOGIN'])
+def test_non_ascii_credentials_are_sent_as_utf8(pki, mechanism):
+    """RFC 4616: PLAIN is UTF-8; smtplib's own auth() would raise with part of the password in its message."""
+    password = 'Pässwört-日本 x:y'
+    controller = servers.start_smtpd(tls_context=pki.server_context(), auth_required=True,
+                                     authenticator=servers.password_checker(USERNAME, password))
+    try:
+        facts = probe(port=controller.port, tls='encrypt', username=USERNAME, password=password, mechanisms=[mechanism])
+    finally:
+        controller.stop()
+    assert facts['auth_succeeded'] and facts['auth_mechanism'] == mechanism
+
+
+def test_non_ascii_password_rejected_without_a_trace_of_it(pki):
+    controller = servers.start_smtpd(tls_context=pki.server_context(), auth_required=True)
+    try:
+        msg = failure_message(port=controller.port, tls='encrypt', username=USERNAME, password='Pässwört-日本')
+    finally:
+        controller.stop()
+    assert msg.startswith('authentication rejected for user relay-a: 535')
+    assert 'Pässwört' not in msg and 'ässw' not in msg
+
+
+@pytest.mark.parametrize('echo', [
+    lambda line: '535 5.7.8 Authentication failed: ' + line.strip(),
+    # Only a piece of the base64 quoted, as some servers truncate.
+    lambda line: '535 5.7.8 bad token ' + line.split()[-1][4:16],
+    lambda line: '535 5.7.8 wrong password %s' % PASSWORD,
+])
+def test_a_reply_that_quotes_the_auth_exchange_is_withheld(scripted, echo):
+    port = scripted('220 x.test ESMTP', {'EHLO': '250-x.test\r\n250 AUTH PLAIN', 'AUTH': echo})
+    msg = failure_message(port=port, tls='none', allow_plaintext_auth=True, **credentials())
+    assert msg == 'authentication rejected for user relay-a: 535 ' + smtp_probe.WITHHELD
+    assert 'QUIT' not in msg
+
+
+def test_a_plain_refusal_keeps_the_server_words(scripted):
+    port = scripted('220 x.test ESMTP', {'EHLO': '250-x.test\r\n250 AUTH PLAIN', 'AUTH': '535 5.7.8 Username and Password not accepted'})
+    msg = failure_message(port=port, tls='none', allow_plaintext_auth=True, **credentials())
+    assert msg == 'authentication rejected for user relay-a: 535 5.7.8 Username and Password not accepted'

@@ -1,0 +1,592 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the smarthost.postfix collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: relay_config
+short_description: Make Postfix an authenticated smarthost relay in one idempotent run
+version_added: 0.1.0
+description:
+  - Applies the relay model (C(plugins/module_utils/_relay_model.py)) to the host, in this order, in one
+    module run, and is the module behind the M(smarthost.postfix.relay) role.
+  - "1. Checks the whole input: every field and cross-field rule, before anything on the host changes.
+    A refusal names each bad field and never shows a secret."
+  - "2. Installs the packages in O(packages) that are missing (C(apt-get) or C(dnf))."
+  - "3. Reads the live state (C(main.cf), C(master.cf), the relay's lookup tables, C(/etc/aliases), the service)
+    and computes the wanted one."
+  - "4. Has Postfix check a staging copy of the new C(main.cf) and C(master.cf)."
+  - "5. When the upstream settings differ from the live ones (next-hops, credentials, TLS policy, CA file,
+    timeouts), probes every upstream at once (EHLO, TLS, AUTH; no mail is sent). A failing primary stops
+    the run with the live configuration unchanged; a failing fallback is a warning."
+  - "6. Writes the tables, C(master.cf) and C(main.cf), updates the root alias, reloads Postfix, removes the
+    relay files it no longer wants (C(relay_*) in the config directory), and tells whether a restart is needed
+    (a listener change) and whether Postfix runs."
+  - A second run with the same input changes nothing and probes nothing.
+author:
+  - smarthost.postfix contributors (!UNKNOWN)
+options:
+  state:
+    description:
+      - V(present) configures the relay. V(absent) writes a local-only C(main.cf), removes the relay's tables
+        and the root alias, and leaves Postfix running with its queue.
+    type: str
+    choices: [present, absent]
+    default: present
+  upstreams:
+    description:
+      - Ordered upstream SMTP servers. The first becomes C(relayhost), the rest C(smtp_fallback_relay), each
+        with its own credentials and TLS policy, keyed by the same next-hop (C([host]:port)).
+      - Required (at least one) with O(state=present).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      host:
+        description: Host name or IP address of the upstream.
+        type: str
+        required: true
+      port:
+        description: TCP port. Use 465 with O(upstreams[].implicit_tls=true).
+        type: int
+        default: 587
+      mx_lookup:
+        description: Look up MX records for O(upstreams[].host) (next-hop written without brackets).
+        type: bool
+        default: false
+      tls:
+        description:
+          - Postfix TLS security level for this upstream (the TLS policy map).
+          - V(none) with credentials needs O(allow_plaintext_auth=true).
+        type: str
+        choices: [none, may, encrypt, verify, secure]
+        default: encrypt
+      implicit_tls:
+        description:
+          - TLS from the first byte (port 465) instead of STARTTLS. Needs O(upstreams[].tls) V(encrypt) or stronger.
+          - All upstreams of the list use implicit TLS or none does (Postfix sets it per transport).
+        type: bool
+        default: false
+      username:
+        description: SASL user name, together with O(upstreams[].password); no C(:), no blanks at either end.
+        type: str
+      password:
+        description: SASL password. Never in any output; stored only in the 0600 SASL map.
+        type: str
+  mynetworks:
+    description:
+      - Client networks (CIDR) allowed to relay. Everyone else gets C(554 5.7.1 Relay access denied).
+      - All of IPv4 or IPv6, and public networks wider than a /24 (IPv4) or /48 (IPv6), are refused
+        unless O(allow_wide_mynetworks=true).
+    type: list
+    elements: str
+    default: ['127.0.0.0/8', '[::1]/128']
+  allow_wide_mynetworks:
+    description: Accept O(mynetworks) entries that let all or much of the Internet relay (an open relay).
+    type: bool
+    default: false
+  inet_interfaces:
+    description: Where Postfix listens. V(loopback-only), V(all), or a list of IP addresses.
+    type: raw
+    default: loopback-only
+  tls_ca_file:
+    description: CA bundle for O(upstreams[].tls) V(verify) and V(secure) (C(smtp_tls_CAfile)); must be readable then.
+    type: str
+    default: /etc/ssl/certs/ca-certificates.crt
+  allow_plaintext_auth:
+    description: Allow credentials without TLS (C(smtp_sasl_security_options) without C(noplaintext)).
+    type: bool
+    default: false
+  connect_timeout:
+    description: Seconds to wait for a TCP connection to an upstream address (C(smtp_connect_timeout)), 1-300.
+    type: int
+    default: 5
+  helo_timeout:
+    description: Seconds to wait for the greeting and the EHLO reply (C(smtp_helo_timeout)), 1-300.
+    type: int
+    default: 30
+  upstream_address_limit:
+    description:
+      - Addresses of one upstream tried before the next upstream (C(smtp_mx_address_limit)), 1-10.
+      - Giving up on an upstream that drops packets takes at most O(connect_timeout) times this, whatever
+        the number of addresses its name resolves to.
+    type: int
+    default: 1
+  myhostname:
+    description: Postfix C(myhostname). Default is the host's FQDN.
+    type: str
+  myorigin:
+    description: Domain appended to local sender addresses (C(myorigin)).
+    type: str
+    default: $myhostname
+  sender_address:
+    description: Every address of the local domains is rewritten to this address on the way out (C(smtp_generic_maps)).
+    type: str
+  sender_rewrite:
+    description: Explicit C(smtp_generic_maps) entries, local address or C(@domain) to address; they win over O(sender_address).
+    type: dict
+    default: {}
+  root_forward:
+    description: Address that receives local mail for root (an entry in O(aliases_file)). Unset removes the entry.
+    type: str
+  tls_connection_reuse:
+    description: Reuse TLS connections to the upstreams through tlsproxy, which is enabled in C(master.cf).
+    type: bool
+    default: true
+  extra_parameters:
+    description:
+      - More C(main.cf) parameters, name to value. Postfix must know every name (the staging check).
+      - Parameters the relay writes, and those that would open relaying or take routing away from it, are refused.
+    type: dict
+    default: {}
+  map_type:
+    description: Lookup table type for the relay's tables and the aliases.
+    type: str
+    choices: [btree, cdb, hash, lmdb]
+    default: hash
+  session_cache_type:
+    description: Table type of the TLS session cache (C(smtp_tls_session_cache_database)).
+    type: str
+    choices: [btree, lmdb]
+    default: btree
+  preflight:
+    description:
+      - Probe the upstreams before new upstream settings go live (see the description). No probe runs when
+        the upstream settings are the live ones.
+    type: bool
+    default: true
+  packages:
+    description: Packages that must be installed (Postfix and the SASL client plugin of the OS).
+    type: list
+    elements: str
+    default: []
+  map_type_packages:
+    description: Map type to the package that adds it to Postfix, where the OS ships one (for example V(lmdb) to V(postfix-lmdb)).
+    type: dict
+    default: {}
+  config_directory:
+    description: The Postfix configuration directory.
+    type: path
+    default: /etc/postfix
+  aliases_file:
+    description: The aliases file of C(alias_maps) and C(alias_database).
+    type: path
+    default: /etc/aliases
+  field_prefix:
+    description: Put before every field name in error messages; the relay role sets V(relay_) so that they name its variables.
+    type: str
+    default: ''
+notes:
+  - Ansible logs module arguments to the target's syslog before the module runs; set C(no_target_syslog)
+    (E(ANSIBLE_NO_TARGET_SYSLOG)) to keep the passwords out of it, as the relay role does.
+  - A change of C(inet_interfaces) or C(inet_protocols) needs a restart through the service manager; the
+    module reloads Postfix and returns RV(restart_needed=true).
+seealso:
+  - module: smarthost.postfix.postfix_config
+  - module: smarthost.postfix.smtp_probe
+  - name: Postfix SASL howto
+    description: Client-side SASL authentication.
+    link: https://www.postfix.org/SASL_README.html#client_sasl
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Checks the input, runs the staging check and the preflight where one is due, and reports what would change.
+      - On a host without the packages it reports the installation and cannot preview the configuration.
+  diff_mode:
+    support: full
+    details: One diff per changed file; the SASL map's values are masked.
+  idempotent:
+    description: When run twice with the same arguments, the second run reports no change.
+    support: full
+  platform:
+    platforms: posix
+requirements:
+  - Postfix on the target (installed by the module through O(packages)); C(apt-get) and C(dpkg-query), or C(dnf) and C(rpm).
+"""
+
+EXAMPLES = r"""
+- name: Relay everything through an authenticated smarthost with a fallback
+  smarthost.postfix.relay_config:
+    upstreams:
+      - host: smtp-a.example.net
+        tls: verify
+        username: relay-a
+        password: "{{ vault_relay_a_password }}"
+      - host: smtp-b.example.net
+        username: relay-b
+        password: "{{ vault_relay_b_password }}"
+    mynetworks: [127.0.0.0/8, "[::1]/128", 192.0.2.0/24]
+    inet_interfaces: all
+    packages: [postfix, libsasl2-modules]
+  vars:
+    ansible_no_target_syslog: true
+  register: relay
+
+- name: Restart Postfix when the listener changed
+  ansible.builtin.service:
+    name: postfix
+    state: restarted
+  when: relay.restart_needed
+
+- name: Back to local-only delivery
+  smarthost.postfix.relay_config:
+    state: absent
+"""
+
+RETURN = r"""
+installed:
+  description: Packages this run installed (or, in check mode, would install).
+  returned: always
+  type: list
+  elements: str
+  sample: [postfix, libsasl2-modules]
+main_cf_changed:
+  description: Whether C(main.cf) was (or would be) replaced.
+  returned: always
+  type: bool
+  sample: true
+enabled_services:
+  description: C(master.cf) services this run enabled.
+  returned: always
+  type: list
+  elements: str
+  sample: [tlsproxy/unix]
+tables:
+  description: One result per lookup table written or checked, with C(path), C(changed) and C(changed_keys) (next-hops or addresses, never values).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - path: /etc/postfix/relay_sasl_passwd
+      changed: true
+      changed_keys: ["[smtp-a.example.net]:587"]
+aliases_changed:
+  description: Whether the root alias or the aliases database changed.
+  returned: always
+  type: bool
+  sample: false
+removed:
+  description: Relay files that were (or would be) removed because the wanted state has no use for them.
+  returned: always
+  type: list
+  elements: str
+  sample: [/etc/postfix/relay_generic, /etc/postfix/relay_generic.db]
+preflight:
+  description:
+    - Whether the preflight ran, why (the upstream settings that differ from the live ones), and each upstream's
+      result (C(nexthop), C(ok), C(msg) when it failed).
+  returned: always
+  type: dict
+  sample:
+    ran: true
+    reasons: [relayhost, relay_sasl_passwd]
+    upstreams:
+      - nexthop: "[smtp-a.example.net]:587"
+        ok: true
+reloaded:
+  description: Whether Postfix was reloaded.
+  returned: always
+  type: bool
+  sample: true
+restart_needed:
+  description: Whether a listener change (C(inet_interfaces), C(inet_protocols)) waits for a restart of Postfix.
+  returned: always
+  type: bool
+  sample: false
+running:
+  description: Whether Postfix was running when the module looked (before any reload).
+  returned: always
+  type: bool
+  sample: true
+enabled:
+  description: Whether the postfix service is enabled at boot (systemd); false where that cannot be told.
+  returned: always
+  type: bool
+  sample: true
+service_mgr:
+  description: V(systemd) when the host runs systemd, else V(auto); for the service module's C(use).
+  returned: always
+  type: str
+  sample: systemd
+"""
+
+import os
+import socket
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.smarthost.postfix.plugins.module_utils._config import ConfigChange, diff_entry, write_file
+from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import (
+    MAP_SUFFIXES,
+    PostfixCommands,
+    PostfixError,
+    parse_main_cf,
+    run_module,
+)
+from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import (
+    ALIASES_MARKER,
+    LISTENER_PARAMETERS,
+    OPTIONS,
+    VERIFYING_TLS,
+    Host,
+    InputError,
+    load,
+)
+from ansible_collections.smarthost.postfix.plugins.module_utils._smtp import MECHANISMS, probe_all
+from ansible_collections.smarthost.postfix.plugins.module_utils._tables import read_source
+
+# How each package manager installs; the first whose query tool exists is the host's.
+PACKAGE_MANAGERS = (
+    ('dpkg-query', 'apt-get', {'DEBIAN_FRONTEND': 'noninteractive'}),
+    ('rpm', 'dnf', {}),
+)
+APT_OPTIONS = ['-q', '-y', '-o', 'DPkg::Lock::Timeout=120', '-o', 'Dpkg::Options::=--force-confdef',
+               '-o', 'Dpkg::Options::=--force-confold']
+
+
+def argument_spec():
+    return dict(
+        OPTIONS,
+        preflight=dict(type='bool', default=True),
+        packages=dict(type='list', elements='str', default=[]),
+        map_type_packages=dict(type='dict', default={}),
+        config_directory=dict(type='path', default='/etc/postfix'),
+        aliases_file=dict(type='path', default='/etc/aliases'),
+        field_prefix=dict(type='str', default=''),
+    )
+
+
+def _last_lines(text, count=5):
+    return ' / '.join([line.strip() for line in (text or '').split('\n') if line.strip()][-count:])
+
+
+class Packages(object):
+    """The host's package manager: which packages are missing, and installing them."""
+
+    def __init__(self, module):
+        self.module = module
+        for query, installer, environ in PACKAGE_MANAGERS:
+            if module.get_bin_path(query):
+                self.query, self.installer, self.environ = query, installer, environ
+                return
+        raise PostfixError('neither dpkg-query nor rpm found: the relay supports the Debian and RHEL families')
+
+    def missing(self, names):
+        if not names:
+            return []
+        if self.query == 'dpkg-query':
+            argv = [self.module.get_bin_path('dpkg-query'), '-W', '-f=${db:Status-Status} ${Package}\\n'] + names
+            dummy, out, dummy = self.module.run_command(argv, environ_update={'LC_ALL': 'C'})
+            installed = [line.split(' ', 1)[1] for line in out.split('\n') if line.startswith('installed ')]
+        else:
+            argv = [self.module.get_bin_path('rpm'), '-q', '--qf', '%{NAME}\\n'] + names
+            dummy, out, dummy = self.module.run_command(argv, environ_update={'LC_ALL': 'C'})
+            installed = [line.strip() for line in out.split('\n') if line.strip() and ' ' not in line.strip()]
+        return [name for name in names if name not in installed]
+
+    def install(self, names):
+        binary = self.module.get_bin_path(self.installer, required=True)
+        environ = dict(self.environ, LC_ALL='C')
+        steps = [[binary, '-q', 'update'], [binary] + APT_OPTIONS + ['install'] + names] if self.installer == 'apt-get' \
+            else [[binary, '-y', 'install'] + names]
+        for argv in steps:
+            rc, out, err = self.module.run_command(argv, environ_update=environ)
+            if rc != 0:
+                raise PostfixError('installing %s failed (%s exit status %d): %s'
+                                   % (', '.join(names), os.path.basename(binary), rc, _last_lines(err or out)))
+
+
+def aliases_text(text, root_forward):
+    """The aliases file with the managed root entry first (newaliases keeps the first of duplicate keys)."""
+    begin, end = '# BEGIN %s' % ALIASES_MARKER, '# END %s' % ALIASES_MARKER
+    kept, inside = [], False
+    for line in (text or '').split('\n'):
+        if line == begin:
+            inside = True
+        elif line == end and inside:
+            inside = False
+        elif not inside:
+            kept.append(line)
+    rest = '\n'.join(kept)
+    block = '%s\nroot: %s\n%s\n' % (begin, root_forward, end) if root_forward else ''
+    return block + rest
+
+
+class RelayRun(object):
+    """One run of the module: plan everything, check it, probe when due, apply."""
+
+    def __init__(self, module):
+        self.module = module
+        params = module.params
+        self.directory = params['config_directory']
+        self.relay = load(dict((name, params[name]) for name in OPTIONS), params['field_prefix'],
+                          self.directory, params['aliases_file'])
+        self.result = dict(changed=False, installed=[], main_cf_changed=False, enabled_services=[], tables=[],
+                           aliases_changed=False, removed=[], preflight=dict(ran=False, reasons=[], upstreams=[]),
+                           reloaded=False, restart_needed=False, running=False, enabled=False,
+                           service_mgr='systemd' if os.path.isdir('/run/systemd/system') else 'auto')
+
+    def name(self, field):
+        return self.module.params['field_prefix'] + field
+
+    def run(self):
+        module, relay, result = self.module, self.relay, self.result
+        self.install()
+        if result['installed'] and module.check_mode:
+            result['changed'] = True
+            result['msg'] = ('%s not installed yet: check mode cannot preview the relay configuration'
+                             % ', '.join(result['installed']))
+            return result
+        postfix = PostfixCommands(module)
+        wanted = relay.wanted(Host(self.mail_version(postfix), socket.getfqdn()))
+        change = ConfigChange(module, self.directory)
+        try:
+            tables = [dict(path=os.path.join(self.directory, table.name), entries=table.entries, state='present',
+                           exclusive=True, secret=table.secret, mode=table.mode)
+                      for table in wanted.tables if table.entries is not None]
+            change.plan(wanted.main_cf, wanted.master_cf_enable, tables, relay.map_type)
+            change.check()
+            self.check_ca_file()
+            aliases_before, aliases_after, aliases_stale = self.plan_aliases(wanted.root_forward)
+            remove = [os.path.join(self.directory, name)
+                      for name in wanted.removable(os.listdir(self.directory), relay.map_type)]
+            live = parse_main_cf(change.main_before)
+            result['running'] = change.main_before is not None and change.running()
+            self.preflight(wanted, live, [table.probe for table in wanted.tables if table.entries is not None], change)
+            if module._diff:
+                result['diff'] = change.diff() + (
+                    [diff_entry(relay.aliases_path, aliases_before, aliases_after)] if aliases_before != aliases_after else []) + [
+                    dict(before_header=path, after_header=path, before='present\n', after='absent\n') for path in remove]
+            result['tables'] = [dict(path=item['path'], changed=item['changed'], changed_keys=item['changed_keys'])
+                                for item in change.apply()]
+        finally:
+            change.cleanup()
+        result['main_cf_changed'] = change.main_changed
+        result['enabled_services'] = change.enabled
+        result['aliases_changed'] = aliases_before != aliases_after or aliases_stale
+        result['removed'] = remove
+        result['restart_needed'] = result['running'] and change.main_changed and any(
+            self.effective(postfix, name, wanted.parameters) != self.effective(postfix, name, live)
+            for name in LISTENER_PARAMETERS)
+        result['changed'] = bool(result['installed'] or change.files_changed or result['aliases_changed'] or remove
+                                 or any(table['changed'] for table in result['tables']))
+        if not module.check_mode:
+            if aliases_before != aliases_after:
+                write_file(module, relay.aliases_path, aliases_after)
+            if result['aliases_changed']:
+                self.build_aliases(postfix)
+            if result['running'] and (change.files_changed or any(table['changed'] for table in result['tables'])):
+                result['reloaded'] = change.reload()
+            for path in remove:
+                os.unlink(path)
+        result['enabled'] = self.enabled()
+        return result
+
+    def install(self):
+        params = self.module.params
+        names = list(params['packages'])
+        extra = params['map_type_packages'].get(self.relay.map_type)
+        if extra and extra not in names:
+            names.append(extra)
+        packages = Packages(self.module) if names else None
+        missing = packages.missing(names) if names else []
+        if missing and not self.module.check_mode:
+            packages.install(missing)
+        self.result['installed'] = missing
+
+    def mail_version(self, postfix):
+        # -d needs no main.cf (a Postfix installed with "No configuration" has none).
+        rc, out, err = postfix.run([postfix.binary('postconf'), '-d', '-h', 'mail_version'])
+        if rc != 0:
+            raise PostfixError('postconf -d -h mail_version failed: %s' % _last_lines(err))
+        return out.strip()
+
+    def effective(self, postfix, name, parameters):
+        """A parameter's value in a main.cf (parameters): as written there, else Postfix's default."""
+        if name in parameters:
+            return parameters[name]
+        rc, out, dummy = postfix.run([postfix.binary('postconf'), '-d', '-h', name])
+        return out.strip() if rc == 0 else ''
+
+    def check_ca_file(self):
+        relay = self.relay
+        if relay.state == 'present' and any(u.tls in VERIFYING_TLS for u in relay.upstreams) \
+                and not os.access(relay.tls_ca_file, os.R_OK):
+            raise PostfixError('%s: %s is not readable; upstreams with tls verify or secure need it'
+                               % (self.name('tls_ca_file'), relay.tls_ca_file))
+
+    def plan_aliases(self, root_forward):
+        path = self.relay.aliases_path
+        before = read_source(path)
+        after = aliases_text(before, root_forward)
+        compiled = path + MAP_SUFFIXES[self.relay.map_type]
+        stale = not os.path.exists(compiled) or (before is not None and os.stat(compiled).st_mtime < os.stat(path).st_mtime)
+        return before, after, stale
+
+    def build_aliases(self, postfix):
+        argv = [postfix.binary('postalias'), '-c', self.directory, '%s:%s' % (self.relay.map_type, self.relay.aliases_path)]
+        rc, dummy, err = postfix.run(argv)
+        if rc != 0:
+            raise PostfixError('postalias failed to build the aliases database: %s' % _last_lines(err))
+
+    def preflight(self, wanted, live, probe_tables, change):
+        """Probe every upstream when the upstream settings differ from the live ones; raise if the primary fails."""
+        relay, report = self.relay, self.result['preflight']
+        reasons = wanted.probe_parameters(live) + [
+            os.path.basename(plan['result']['path']) for plan, probe in zip(change.plans, probe_tables) if probe and plan['rebuild']]
+        if relay.state != 'present' or not self.module.params['preflight'] or not reasons:
+            return
+        report.update(ran=True, reasons=reasons)
+        results = probe_all(dict(
+            upstreams=[upstream.probe_params() for upstream in relay.upstreams], ca_file=relay.tls_ca_file,
+            allow_plaintext_auth=relay.allow_plaintext_auth, timeout=max(relay.connect_timeout, relay.helo_timeout),
+            mechanisms=list(MECHANISMS[:2]), helo_name=None))
+        for upstream, probe in zip(relay.upstreams, results):
+            report['upstreams'].append(dict(nexthop=upstream.nexthop, ok=not probe['failed'], **(
+                {'msg': probe['msg']} if probe['failed'] else {})))
+        first = report['upstreams'][0]
+        if not first['ok']:
+            raise PostfixError('Preflight: primary upstream %s %s failed: %s. The live configuration was not changed. '
+                               'Set %s: false to skip this check.'
+                               % (self.name(relay.upstreams[0].field), first['nexthop'], first['msg'], self.name('preflight')))
+        for upstream, item in zip(relay.upstreams[1:], report['upstreams'][1:]):
+            if not item['ok']:
+                self.module.warn('preflight: fallback upstream %s %s failed: %s'
+                                 % (self.name(upstream.field), item['nexthop'], item['msg']))
+
+    def enabled(self):
+        if self.result['service_mgr'] != 'systemd':
+            return False
+        systemctl = self.module.get_bin_path('systemctl')
+        if not systemctl:
+            return False
+        dummy, out, dummy = self.module.run_command([systemctl, 'is-enabled', 'postfix'])
+        return out.strip() == 'enabled'
+
+
+def apply_relay(module):
+    try:
+        relay_run = RelayRun(module)
+    except InputError as exc:
+        raise PostfixError(str(exc))
+    return relay_run.run()
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    for upstream in module.params['upstreams'] or []:
+        if isinstance(upstream, dict) and upstream.get('password'):
+            # no_log on the option masks it already; the SASL map value holds it too.
+            module.no_log_values.add(str(upstream['password']))
+    run_module(module, apply_relay, module.params['config_directory'])
+
+
+if __name__ == '__main__':
+    main()
