@@ -20,9 +20,10 @@ description:
     address is permitted and, when it is not, suggests a record that would permit it.
   - For a relay that hands its mail to an upstream, the address to check is the upstream's
     outbound address, because that is the host the final receiver sees.
-  - The evaluation is done by the pyspf library (all of RFC 7208: every mechanism and modifier,
-    macros, the C(exp) explanation, the limits of 10 DNS-querying terms and of 2 lookups that
-    return nothing); this module chooses the DNS servers and explains the result.
+  - The evaluation is done by the pyspf library, which implements all of RFC 7208 (every
+    mechanism and modifier, macros, the C(exp) explanation, the limits of 10 DNS-querying terms
+    and of 2 lookups that return nothing); this module chooses the DNS servers and explains the
+    result.
   - All DNS queries of pyspf go through the dnspython library, to the servers in O(nameservers)
     when given.
   - Usually run on the controller with C(delegate_to=localhost), where pyspf and dnspython are

@@ -1,7 +1,7 @@
 # Copyright: Contributors to the smarthost.postfix collection
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The RFC 7208 test suite (data/rfc7208-tests.yml, from pyspf) run case by case through spf_check.
+"""The RFC 7208 test suite (data/rfc7208-tests.yml.txt, from pyspf) run case by case through spf_check.
 
 Each case runs the module's main() with the case's sender, HELO name and address, against the local
 DNS server (spf_dns_server) serving the zone data of the case's scenario; the suite's result (one of
@@ -23,7 +23,7 @@ import yaml
 from ansible.module_utils.testing import patch_module_args
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SUITE = os.path.join(HERE, 'data', 'rfc7208-tests.yml')
+SUITE = os.path.join(HERE, 'data', 'rfc7208-tests.yml.txt')
 # Seconds the module waits for a DNS answer: the zones' TIMEOUT names never answer.
 TIMEOUT = 0.5
 
