@@ -13,20 +13,37 @@ import threading
 
 import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
+import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
 
-class ZoneServer:
-    """Serve ``records`` = {name: {rdtype: [rdata text, ...]}}.
+def key(name):
+    """A name (text or dnspython Name) as the server files it: dnspython's text form, lower case, no final dot.
 
-    Names in ``servfail`` get SERVFAIL and names in ``silent`` get no answer at all (a timeout);
-    any other name not in ``records`` gets NXDOMAIN. Every question asked is kept in ``questions``.
+    That is the plain name for ordinary names; blanks and other odd characters show as \\DDD escapes.
+    """
+    if not isinstance(name, dns.name.Name):
+        name = dns.name.from_text(name)
+    return name.to_text(omit_final_dot=True).lower()
+
+
+class ZoneServer:
+    """Serve ``records`` = {name: {rdtype: [rdata, ...]}}, each rdata as text or a dnspython Rdata.
+
+    Like an authoritative server, an alias (CNAME) is answered with its record and then with the
+    records of its target that it holds, following a chain until it ends or loops.
+    Names in ``servfail`` get SERVFAIL. Names in ``silent`` never get an answer (a timeout) for a
+    type they hold no records of; a silent name without records times out for every type. Any
+    other name not in ``records`` gets NXDOMAIN. Every question asked is kept in ``questions``
+    (the name as ``key`` writes it, the type as text).
     """
 
     def __init__(self, records, servfail=(), silent=()):
-        self.records = {name.lower().rstrip('.'): types for name, types in records.items()}
+        self.records = {key(name): types for name, types in records.items()}
         self.servfail = set(servfail)
         self.silent = set(silent)
         self.questions = []
@@ -48,13 +65,24 @@ class ZoneServer:
             if reply is not None:
                 self.sock.sendto(reply, peer)
 
+    def rrset(self, name, rdtype):
+        """The records of one name and type as an RRset, or None."""
+        values = self.records.get(key(name), {}).get(rdtype, [])
+        if not values:
+            return None
+        rdatas = [value if isinstance(value, dns.rdata.Rdata)
+                  else dns.rdata.from_text(dns.rdataclass.IN, rdtype, value, origin=dns.name.root, relativize=False)
+                  for value in values]
+        return dns.rrset.from_rdata_list(name, 300, rdatas)
+
     def answer(self, wire):
         query = dns.message.from_wire(wire)
         question = query.question[0]
-        name = question.name.to_text(omit_final_dot=True).lower()
+        name = key(question.name)
         rdtype = dns.rdatatype.to_text(question.rdtype)
         self.questions.append((name, rdtype))
-        if name in self.silent:
+        types = self.records.get(name, {})
+        if name in self.silent and not types.get(rdtype):
             return None
         response = dns.message.make_response(query)
         response.flags |= dns.flags.AA
@@ -63,10 +91,23 @@ class ZoneServer:
         elif name not in self.records:
             response.set_rcode(dns.rcode.NXDOMAIN)
         else:
-            texts = self.records[name].get(rdtype, [])
-            if texts:
-                response.answer.append(dns.rrset.from_text_list(question.name, 300, 'IN', rdtype, texts))
+            self.add_answer(response, question.name, rdtype)
         return response.to_wire()
+
+    def add_answer(self, response, qname, rdtype):
+        seen = set()
+        while qname not in seen:
+            seen.add(qname)
+            found = self.rrset(qname, rdtype)
+            alias = None if found is not None or rdtype == 'CNAME' else self.rrset(qname, 'CNAME')
+            if found is None and alias is None:
+                return
+            response.answer.append(found or alias)
+            if alias is None:
+                return
+            qname = alias[0].target
+            if key(qname) not in self.records:
+                return
 
     def stop(self):
         self._stop.set()

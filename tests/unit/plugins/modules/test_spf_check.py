@@ -10,6 +10,7 @@ import json
 import os
 
 import pytest
+import spf as pyspf
 
 from ansible.module_utils.testing import patch_module_args
 
@@ -32,6 +33,9 @@ spf_dns_server = _load('spf_dns_server', os.path.join(HERE, 'spf_dns_server.py')
 UPSTREAM = '192.0.2.25'
 STRANGER = '203.0.113.5'
 UPSTREAM6 = '2001:db8:0:1::25'
+# The name that %{l1-}.%{s1r-}.%{ir}.%{v}.%{h} gives for alerts-ops@local.test, UPSTREAM6 and smtp-a.example.net
+# (in lower case, as the server notes its questions).
+SENDER_NAME = 'ops.alerts.5.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.smtp-a.example.net'
 
 
 def spf(text):
@@ -70,6 +74,15 @@ ZONE = {
     'syntax.test': spf('v=spf1 ip4:192.0.2.300 -all'),
     'include-none.test': spf('v=spf1 include:nospf.test -all'),
     'include-broken.test': spf('v=spf1 include:servfail.test -all'),
+    'port.test': spf('v=spf1 a:example.com:8080 -all'),
+    'redirect-all.test': spf('v=spf1 redirect=-all'),
+    'exp.test': spf('v=spf1 -all exp=why.exp.test'),
+    'why.exp.test': {'TXT': ['"%{i} may not send for %{d}"']},
+    # Only the sender alerts-ops@local.test, HELO smtp-a.example.net and UPSTREAM6 build the name that exists.
+    'local.test': spf('v=spf1 exists:%{l1-}.%{s1r-}.%{ir}.%{v}.%{h} -all'),
+    SENDER_NAME: {'A': ['127.0.0.2']},
+    'alias.test': {'CNAME': ['mail.a.test.']},
+    'loop.alias.test': {'CNAME': ['loop.alias.test.']},
     # Over 255 characters, so published as two strings of one TXT record.
     'long.example.com': {'TXT': ['"v=spf1 ' + 'ip4:198.51.100.1 ' * 14 + '" "ip4:192.0.2.25 -all"']},
 }
@@ -82,9 +95,8 @@ def dns_server():
     server.stop()
 
 
-def check(dns_server, domain, ip=UPSTREAM, timeout=2.0):
-    client = spf_check.DnsClient(['127.0.0.1'], dns_server.port, timeout)
-    return spf_check.check_spf(client, domain, ip)
+def check(dns_server, domain, ip=UPSTREAM, timeout=2.0, **kwargs):
+    return spf_check.check_spf(domain, ip, nameservers=['127.0.0.1'], port=dns_server.port, timeout=timeout, **kwargs)
 
 
 def test_pass_via_ip4_needs_no_suggestion(dns_server):
@@ -161,9 +173,24 @@ def test_redirect_takes_the_target_result(dns_server):
 
 
 def test_redirect_is_ignored_when_the_record_has_all(dns_server):
+    dns_server.questions.clear()
     result = check(dns_server, 'redirect-with-all.test')[0]
     assert result['result'] == 'fail'
-    assert result['dns_lookups'] == 0
+    assert result['matched'] == {'domain': 'redirect-with-all.test', 'term': '-all'}
+    # pyspf counts a redirect= when it reads the record, used or not.
+    assert result['dns_lookups'] == 1
+    assert ('_spf.provider.test', 'TXT') not in dns_server.questions
+
+
+@pytest.mark.parametrize('domain, message', [
+    ('port.test', 'Invalid domain found (use FQDN): example.com:8080'),
+    ('redirect-all.test', 'Invalid domain found (use FQDN): -all'),
+], ids=['a-with-port', 'redirect-to-all'])
+def test_terms_that_name_no_domain_are_permerror(dns_server, domain, message):
+    result = check(dns_server, domain)[0]
+    assert result['result'] == 'permerror'
+    assert message in result['explanation']
+    assert result['suggestion'] is not None
 
 
 def test_a_mechanism_with_domain_and_cidr(dns_server):
@@ -203,21 +230,34 @@ def test_exists_with_macros(dns_server):
     assert check(dns_server, 'macro.test', ip=STRANGER)[0]['result'] == 'fail'
 
 
-def test_macro_expansion_rules(dns_server):
-    evaluator = spf_check.SpfEvaluator(None, UPSTREAM6, 'example.com', 'mail.example.com')
-    assert evaluator.expand('%{ir}.%{v}.%{l1r-}.%{h}', 'sub.example.com') == (
-        '5.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.postmaster.mail.example.com')
-    assert evaluator.expand('%{d2}', 'a.b.example.com') == 'example.com'
-    for broken in ('%{d0}', '%{c}.example.com', '%x.example.com', '%{d'):
-        with pytest.raises(spf_check.SpfError) as error:
-            evaluator.expand(broken, 'example.com')
-        assert error.value.result == 'permerror'
+def test_sender_and_helo_reach_the_macros(dns_server):
+    """%{l}, %{s} and %{h} expand from the sender and helo options (postmaster@DOMAIN and DOMAIN by default)."""
+    result = check(dns_server, 'local.test', ip=UPSTREAM6, sender='alerts-ops@local.test', helo='smtp-a.example.net')[0]
+    assert result['result'] == 'pass'
+    assert (SENDER_NAME, 'A') in dns_server.questions
+    assert check(dns_server, 'local.test', ip=UPSTREAM6)[0]['result'] == 'fail'
+
+
+def test_ipv4_mapped_address_is_checked_as_ipv4(dns_server):
+    result = check(dns_server, 'fail.test', ip='::ffff:192.0.2.25')[0]
+    assert result['ip'] == UPSTREAM
+    assert result['suggestion'] == 'v=spf1 ip4:198.51.100.1 ip4:192.0.2.25 -all'
+    assert check(dns_server, 'pass.test', ip='::ffff:192.0.2.25')[0]['result'] == 'pass'
+
+
+def test_fail_gives_the_domains_explanation(dns_server):
+    result = check(dns_server, 'exp.test')[0]
+    assert result['result'] == 'fail'
+    assert result['receiver_explanation'] == '192.0.2.25 may not send for exp.test'
+    assert "The domain asks receivers to say: '192.0.2.25 may not send for exp.test'." in result['explanation']
+    assert check(dns_server, 'fail.test')[0]['receiver_explanation'] is None
+    assert check(dns_server, 'pass.test')[0]['receiver_explanation'] is None
 
 
 def test_more_than_ten_lookups_is_permerror(dns_server):
     result = check(dns_server, 'limit.test')[0]
     assert result['result'] == 'permerror'
-    assert 'more than 10 DNS lookups' in result['explanation']
+    assert 'Too many DNS lookups' in result['explanation']
     assert result['record'].startswith('v=spf1 include:l1.limit.test')
     # The record is still reported and the address can still be added, next to the broken part.
     assert result['suggestion'].endswith('ip4:192.0.2.25 +all')
@@ -230,7 +270,7 @@ def test_include_loop_ends_at_the_lookup_limit(dns_server):
 def test_more_than_two_void_lookups_is_permerror(dns_server):
     result = check(dns_server, 'void.test')[0]
     assert result['result'] == 'permerror'
-    assert 'returned nothing' in result['explanation']
+    assert 'Void lookup limit of 2 exceeded' in result['explanation']
 
 
 def test_two_records_is_permerror_without_suggestion(dns_server):
@@ -238,13 +278,13 @@ def test_two_records_is_permerror_without_suggestion(dns_server):
     assert result['result'] == 'permerror'
     assert result['record'] is None
     assert result['suggestion'] is None
-    assert 'publishes 2 SPF records' in result['explanation']
+    assert 'Two or more type TXT spf records found' in result['explanation']
 
 
 def test_syntax_error_is_permerror(dns_server):
     result = check(dns_server, 'syntax.test')[0]
     assert result['result'] == 'permerror'
-    assert "'ip4:192.0.2.300' is not a valid SPF term" in result['explanation']
+    assert 'Invalid IP4 address: ip4:192.0.2.300' in result['explanation']
 
 
 def test_include_of_a_domain_without_spf_is_permerror(dns_server):
@@ -301,19 +341,63 @@ def test_main_warns_about_ptr(dns_server, capsys):
     assert "the 'ptr' mechanism" in json.dumps(result['warnings'])
 
 
+def test_main_checks_the_domain_of_the_sender(dns_server, capsys):
+    result = run_main(capsys, dict(sender='Alerts@Fail.Test', ip=UPSTREAM, nameservers=['127.0.0.1'],
+                                   port=dns_server.port, timeout=2))
+    assert result.get('failed') is not True, result
+    assert result['domain'] == 'fail.test'
+    assert result['result'] == 'fail'
+
+
 @pytest.mark.parametrize('args, message', [
     (dict(domain='example.com', ip='192.0.2.256'), 'not an IPv4 or IPv6 address'),
     (dict(domain='example.com', ip=UPSTREAM, nameservers=['dns.example.com']), 'not an IP address'),
     (dict(domain='example.com', ip=UPSTREAM, timeout=0), 'more than 0 seconds'),
-], ids=['bad-ip', 'bad-nameserver', 'bad-timeout'])
+    (dict(domain='example.com', ip=UPSTREAM, port=0), 'port: 0 is not a port number'),
+    (dict(domain='example .com', ip=UPSTREAM), "domain: 'example .com' is not a domain name"),
+    (dict(domain='example.com\n', ip=UPSTREAM), 'domain:'),
+    (dict(sender='alerts.example.com', ip=UPSTREAM), "sender: 'alerts.example.com' is not one address"),
+    (dict(sender='a@b@example.com', ip=UPSTREAM), 'sender:'),
+    (dict(sender='alerts\r@example.com', ip=UPSTREAM), 'sender:'),
+    (dict(domain='example.net', sender='alerts@example.com', ip=UPSTREAM), "domain: 'example.net' is not the domain of sender"),
+    (dict(domain='example.com', ip=UPSTREAM, helo='mail.example.com\t'), 'helo:'),
+    (dict(ip=UPSTREAM), 'one of the following is required: domain, sender'),
+], ids=['bad-ip', 'bad-nameserver', 'bad-timeout', 'bad-port', 'blank-in-domain', 'newline-in-domain',
+        'sender-without-at', 'sender-with-two-at', 'control-in-sender', 'domain-not-of-sender', 'control-in-helo',
+        'no-domain'])
 def test_main_rejects_bad_input(capsys, args, message):
     result = run_main(capsys, args)
     assert result['failed'] is True
     assert message in result['msg']
 
 
-def test_main_says_how_to_get_dnspython(capsys, monkeypatch):
-    monkeypatch.setattr(spf_check, 'DNSPYTHON_IMPORT_ERROR', 'Traceback: no module named dns')
+@pytest.mark.parametrize('variable, library', [('DNSPYTHON_IMPORT_ERROR', 'dnspython'), ('PYSPF_IMPORT_ERROR', 'pyspf')])
+def test_main_says_how_to_get_the_libraries(capsys, monkeypatch, variable, library):
+    monkeypatch.setattr(spf_check, variable, 'Traceback: no module named ' + library)
     result = run_main(capsys, dict(domain='example.com', ip=UPSTREAM))
     assert result['failed'] is True
-    assert 'dnspython' in result['msg']
+    assert 'Failed to import the required Python library (%s)' % library in result['msg']
+
+
+def test_pyspf_gets_its_own_dns_back(dns_server):
+    """The module's DNS reaches pyspf only while it evaluates, also when the evaluation raises."""
+    original = pyspf.DNSLookup
+    assert check(dns_server, 'pass.test')[0]['result'] == 'pass'
+    assert pyspf.DNSLookup is original
+    lookup = spf_check.DnsLookup(['127.0.0.1'], dns_server.port, 2.0)
+    with pytest.raises(RuntimeError):
+        with spf_check.pyspf_dns(lookup):
+            assert pyspf.DNSLookup is lookup
+            raise RuntimeError('evaluation failed')
+    assert pyspf.DNSLookup is original
+
+
+def test_lookup_hands_pyspf_aliases(dns_server):
+    """Answers come as pyspf's DNSLookup gives them; a CNAME loop is handed over for pyspf to end."""
+    lookup = spf_check.DnsLookup(['127.0.0.1'], dns_server.port, 2.0)
+    assert sorted(lookup('mx.test', 'MX')) == [(('mx.test', 'MX'), (10, 'mx1.mx.test')), (('mx.test', 'MX'), (20, 'mx2.mx.test'))]
+    assert lookup('alias.test', 'A') == [(('alias.test', 'CNAME'), 'mail.a.test'), (('mail.a.test', 'A'), '192.0.2.30')]
+    assert lookup('loop.alias.test', 'A') == [(('loop.alias.test', 'CNAME'), 'loop.alias.test')]
+    assert lookup('missing.test', 'TXT') == []
+    with pytest.raises(pyspf.TempError):
+        lookup('servfail.test', 'A')
