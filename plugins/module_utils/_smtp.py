@@ -397,5 +397,3 @@ def probe_all(params):
     # One thread per upstream: a fallback that times out does not delay the others' results.
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(upstreams)) as pool:
         return list(pool.map(probe_one, upstreams))
-
-

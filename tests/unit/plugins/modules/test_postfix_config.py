@@ -256,5 +256,3 @@ def test_tables_without_a_main_cf_are_not_built_when_it_is_refused(run, director
     result = run(tables=tables(directory), main_cf=MAIN_CF + 'smtp_no_such_setting = yes\n')
     assert result['failed'] and 'unused parameter: smtp_no_such_setting=yes' in result['msg']
     assert leftovers(directory) == [] and not os.path.exists(os.path.join(directory, 'main.cf'))
-
-

@@ -81,8 +81,8 @@ def lab_upstreams(ports, password_a=PASSWORD_A):
 def snapshot(host):
     """Name, mode and content digest of every file of the host: what 'nothing changed' means."""
     files = {}
-    for path in [host['aliases_file']] + [os.path.join(host['config_directory'], name)
-                                         for name in os.listdir(host['config_directory'])]:
+    names = os.listdir(host['config_directory'])
+    for path in [host['aliases_file']] + [os.path.join(host['config_directory'], name) for name in names]:
         with open(path, 'rb') as handle:
             files[path] = (stat.S_IMODE(os.stat(path).st_mode), hashlib.sha256(handle.read()).hexdigest())
     return files
@@ -151,8 +151,9 @@ def test_a_failing_fallback_is_a_warning(relay, upstreams):
     assert result['preflight']['upstreams'][1] == dict(nexthop='[127.0.0.1]:%d' % ups[1]['port'], ok=False,
                                                        msg='connection refused by 127.0.0.1:%d' % ups[1]['port'])
     # ansible-core 2.19 returns warnings as structured events, earlier releases as strings.
-    assert [w['event']['msg'] if isinstance(w, dict) else w for w in result['warnings']] == ['preflight: fallback upstream relay_upstreams[1] [127.0.0.1]:%d failed: '
-                                  'connection refused by 127.0.0.1:%d' % (ups[1]['port'], ups[1]['port'])]
+    warnings = [w['event']['msg'] if isinstance(w, dict) else w for w in result['warnings']]
+    assert warnings == ['preflight: fallback upstream relay_upstreams[1] [127.0.0.1]:%d failed: '
+                        'connection refused by 127.0.0.1:%d' % (ups[1]['port'], ups[1]['port'])]
 
 
 def test_check_mode_checks_probes_and_writes_nothing(relay, host, postfix):
@@ -294,5 +295,3 @@ def test_bad_input_fails_before_the_installation(relay, packages):
     result, dummy = relay(packages=['postfix', 'libsasl2-modules'], mynetworks=['10.0.0.0/33'])
     assert result['failed'] and result['msg'].startswith('Invalid relay input: relay_mynetworks[0]')
     assert packages['commands'] == []
-
-
