@@ -11,7 +11,8 @@ tarball=$(ls "$out"/dist/smarthost-postfix-*.tar.gz)
 echo "built $(basename "$tarball") ($(du -k "$tarball" | cut -f1) KiB)"
 
 listing=$(tar -tzf "$tarball")
-for wanted in roles/relay/ roles/sink/ plugins/modules/postmap.py plugins/modules/smtp_probe.py \
+for wanted in roles/relay/ roles/sink/ plugins/modules/postmap.py plugins/modules/smtp_probe.py plugins/modules/relay_config.py \
+              plugins/module_utils/_relay_model.py plugins/modules/postfix_config.py plugins/modules/spf_check.py \
               playbooks/relay.yml meta/runtime.yml README.md MANIFEST.json; do
   grep -q "^$wanted" <<<"$listing" || { echo "tarball lacks $wanted" >&2; exit 1; }
 done
@@ -21,7 +22,8 @@ if grep -E '(^|/)(\.venv|\.cache|\.tmp|\.git|\.ci|molecule|tests/images|__pycach
 fi
 
 "$bin/ansible-galaxy" collection install --offline --force --no-deps -p "$out/install" "$tarball" >/dev/null
-for doc in smarthost.postfix.postmap smarthost.postfix.smtp_probe; do
+for doc in smarthost.postfix.postmap smarthost.postfix.smtp_probe smarthost.postfix.relay_config smarthost.postfix.postfix_config \
+           smarthost.postfix.spf_check; do
   ANSIBLE_COLLECTIONS_PATH=$out/install "$bin/ansible-doc" "$doc" >/dev/null
 done
 for role in relay sink; do
