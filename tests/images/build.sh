@@ -18,6 +18,6 @@ echo "  $packages into a tarball (quiet until done), then podman import"
 mmdebstrap --quiet --variant=apt --include="$packages" \
   --customize-hook='rm -f "$1"/etc/machine-id; touch "$1"/etc/machine-id' \
   "$suite" "$work/rootfs.tar"
-podman import --change 'CMD ["/sbin/init"]' --change "LABEL recipe=$recipe" --change "LABEL $label=image" \
+podman import --quiet --change 'CMD ["/sbin/init"]' --change "LABEL recipe=$recipe" --change "LABEL $label=image" \
   --change 'STOPSIGNAL SIGRTMIN+3' "$work/rootfs.tar" "$image" >/dev/null
 echo "built $image"
