@@ -6,7 +6,8 @@
 set -uo pipefail
 stage=$(dirname "$0")/stage.sh
 # Plain ("[default > converge] Executing") and coloured ("default ➜ converge: Executing") forms.
-header='^[A-Z]+ +(\[([^] ]+) > ([a-z_-]+)\]|([^ ]+) ➜ ([a-z_-]+):) (Executing|Executed: ([A-Za-z]+))'
+# The end line says how the step went: "Executed: Successful", "Executed: Failed", "Executed: 2 disabled" ...
+header='^[A-Z]+ +(\[([^] ]+) > ([a-z_-]+)\]|([^ ]+) ➜ ([a-z_-]+):) (Executing|Executed: (.*))'
 shopt -s extglob
 esc=$'\e'
 
@@ -22,10 +23,10 @@ steps() {
       echo "--> [$("$stage" elapsed)] $name"
       continue
     fi
-    case ${BASH_REMATCH[7]} in
-      Successful) result=pass ;;
-      Skipped | Disabled) result=skip ;;
-      *) result=FAIL ;;
+    case ${BASH_REMATCH[7],,} in
+      *fail*) result=FAIL ;;
+      *successful*) result=pass ;;
+      *) result=skip ;;  # skipped, disabled, missing (nothing to run)
     esac
     for i in "${!open[@]}"; do
       [ "${open[$i]}" = "$name" ] || continue
