@@ -209,9 +209,9 @@ class Lab:
         self.start([BASE], image=IMAGE)
         # The package lists go again: the role's first converge must find the image as bare as the lab image.
         self.sh(BASE, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
-                           " openssh-server >/dev/null && rm -rf /var/lib/apt/lists/* && systemctl enable -q ssh"
-                           " && install -d -m 0700 /root/.ssh && cat > /root/.ssh/authorized_keys"
-                           " && chmod 0600 /root/.ssh/authorized_keys",
+                      " openssh-server >/dev/null && rm -rf /var/lib/apt/lists/* && systemctl enable -q ssh"
+                      " && install -d -m 0700 /root/.ssh && cat > /root/.ssh/authorized_keys"
+                      " && chmod 0600 /root/.ssh/authorized_keys",
                 stdin=SSH_KEY.with_suffix(".pub").read_text(encoding="utf-8"))
         self.commit(BASE, SSH_IMAGE)
         self.base = SSH_IMAGE

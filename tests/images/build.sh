@@ -20,4 +20,6 @@ mmdebstrap --quiet --variant=apt --include="$packages" \
   "$suite" "$work/rootfs.tar"
 podman import --quiet --change 'CMD ["/sbin/init"]' --change "LABEL recipe=$recipe" --change "LABEL $label=image" \
   --change 'STOPSIGNAL SIGRTMIN+3' "$work/rootfs.tar" "$image" >/dev/null
+# The image this one replaced is left without a name: remove it (only the project's, only unnamed ones).
+podman image prune -f --filter "label=$label=image" >/dev/null
 echo "built $image"
