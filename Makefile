@@ -150,16 +150,21 @@ integration: sanity-copy $(STAMP)/get-pip host-packages
 build: venv
 	@$(STAGE) run "build: collection build, install and smoke" tests/build/build-and-smoke.sh
 
+# Every scenario in turn, each as a stage (its steps as stages too); stops at the first that fails.
+SCENARIOS = (for s in $$(tests/molecule-scenarios.sh); do \
+	  $(STAGE) run "molecule $$s" tests/molecule-steps.sh $(BIN)/molecule test -s $$s || exit; done)
+CLEAN_LAB = $(STAGE) run "clean: the project's containers and network" tests/lab-clean.sh $(LAB_LABEL) $(LAB_NETWORK)
+
 molecule: setup
-	@for s in $$(tests/molecule-scenarios.sh); do \
-	  $(STAGE) run "molecule $$s" tests/molecule-steps.sh $(BIN)/molecule test -s $$s; done
+	@$(SCENARIOS)
 
 # A container named like one of the lab's hosts (relay) that the project did not create survives the
-# scenarios and the lab's clean-up; the check removes it again (unless it was there before).
+# scenarios and the lab's clean-up; the check runs also when they failed, and removes it again
+# (unless it was there before the test).
 isolation: setup
 	@$(STAGE) run "isolation: start a container named relay, not the project's" \
 	  tests/foreign-container.sh create $(LAB_IMAGE) $(LAB_LABEL)
-	@status=0; $(MAKE) --no-print-directory molecule clean-lab || status=$$?; \
+	@status=0; { $(SCENARIOS) && $(CLEAN_LAB); } || status=$$?; \
 	  $(STAGE) run "isolation: relay is still there and running" tests/foreign-container.sh check || status=1; \
 	  exit "$$status"
 
@@ -169,7 +174,7 @@ bench: host-packages venv image-bookworm network guard collection-link
 
 # The project's containers (Molecule's and the bench's, by label) and its network; images stay.
 clean-lab:
-	@$(STAGE) run "clean: the project's containers and network" tests/lab-clean.sh $(LAB_LABEL) $(LAB_NETWORK)
+	@$(CLEAN_LAB)
 
 clean: clean-lab
 	@rm -rf $(TMP)

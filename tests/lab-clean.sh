@@ -14,7 +14,7 @@ fi
 if [ -x "$root/.venv/bin/molecule" ]; then
   for scenario in $("$root/tests/molecule-scenarios.sh"); do
     echo "molecule destroy -s $scenario"
-    (cd "$root" && "$root/tests/molecule-steps.sh" "$root/.venv/bin/molecule" destroy -s "$scenario")
+    (cd "$root" && "$root/.venv/bin/molecule" destroy -s "$scenario")
   done
 fi
 mapfile -t ours < <(podman ps -a --filter "label=$label=container" --format '{{.ID}} {{.Names}}')
