@@ -1,5 +1,7 @@
 # smarthost.postfix: one entry point for the demo, the tests and their pieces.
 # Every target installs what it needs (apt packages, the venv, lab images) and is a no-op when done.
+# Each step runs as a stage (tests/stage.sh): a line when it starts and ends, with the time since the
+# make command began; make demo and make test end with a table of every stage, also when one failed.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
@@ -14,43 +16,46 @@ COLL_ROOT   := $(TMP)/collections
 COLL_LINK   := $(COLL_ROOT)/ansible_collections/smarthost/postfix
 SANITY_COPY := /var/tmp/smarthost-postfix-test/ansible_collections/smarthost/postfix
 STAMP       := $(TMP)/stamps
-APT_PACKAGES := podman runc mmdebstrap postfix libsasl2-modules rsync nftables uidmap
+STAGE       := $(ROOT)/tests/stage.sh
+# netavark + aardvark-dns: the network backend pinned in tests/images/containers.conf, whose DNS lets
+# the lab's containers find each other by name; netavark 1.4 sets up its firewall rules with iptables.
+APT_PACKAGES := podman runc netavark aardvark-dns iptables mmdebstrap postfix libsasl2-modules rsync nftables uidmap
 
 # Lab images: the name is a variable so users with a registry can use their own.
 LAB_IMAGE        ?= localhost/smarthost-debian12:latest
 LAB_IMAGE_TRIXIE ?= localhost/smarthost-debian13:latest
 LAB_NETWORK      ?= smarthost-lab
 LAB_SUBNET       ?= 10.89.77.0/24
+# Every container, network and image the project creates carries this label (its value says which of
+# the three: container, network, image) and a name that starts with smarthost-; clean-up removes only those.
+LAB_LABEL        ?= smarthost.postfix
+
+ifndef STAGE_RUN_START
+STAGE_RUN_START := $(shell date +%s)
+endif
 
 export CONTAINERS_CONF := $(ROOT)/tests/images/containers.conf
 export ANSIBLE_COLLECTIONS_PATH := $(COLL_ROOT)
 export PATH := $(BIN):$(PATH)
-export LAB_IMAGE LAB_IMAGE_TRIXIE LAB_NETWORK LAB_SUBNET
+export LAB_IMAGE LAB_IMAGE_TRIXIE LAB_NETWORK LAB_SUBNET LAB_LABEL STAGE_RUN_START
 export ANSIBLE_FORCE_COLOR ?= false
 export PY_COLORS ?= 0
+export PYTHONUNBUFFERED := 1
 
 .PHONY: help setup host-packages venv images image-bookworm image-trixie network guard collection-link \
-        demo test lint yamllint ansible-lint docs docs-check sanity-copy sanity unit integration build molecule bench clean
+        demo demo-stages test test-stages lint yamllint ansible-lint docs docs-check sanity-copy sanity unit \
+        integration build molecule isolation bench clean clean-lab
 
 help:
 	@echo "make demo   - set up everything, boot the lab, relay a message through an authenticated smarthost"
-	@echo "make test   - the whole test suite (lint, sanity, unit, integration, build, molecule)"
-	@echo "pieces: setup lint sanity unit integration build molecule bench clean"
+	@echo "make test   - the whole test suite (lint, sanity, unit, integration, build, molecule, isolation)"
+	@echo "pieces: setup lint sanity unit integration build molecule isolation bench clean clean-lab"
 
 ## ---- set-up ---------------------------------------------------------------------------------
 setup: host-packages venv images network guard collection-link
 
-host-packages: $(STAMP)/apt
-$(STAMP)/apt: Makefile
-	@mkdir -p $(STAMP)
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "installing host packages: $$missing"; \
-	  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
-	  apt-get update -qq; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
-	@touch $@
+host-packages:
+	@$(STAGE) run "setup: host packages" tests/host-packages.sh $(APT_PACKAGES)
 
 venv: $(STAMP)/venv
 # No --no-compile: it would save about 50 s of this install, but where PYTHONDONTWRITEBYTECODE is set
@@ -58,26 +63,25 @@ venv: $(STAMP)/venv
 # from source again.
 $(STAMP)/venv: requirements-dev.txt
 	@mkdir -p $(STAMP)
-	@[ -x $(BIN)/python ] || $(PYTHON_BASE) -m venv $(VENV)
-	@$(BIN)/pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-	@$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 | grep -v '^WARNING: Location' || true
-	@$(BIN)/python -c 'import ansible, molecule, passlib, aiosmtpd'
+	@$(STAGE) run "setup: python venv" tests/venv.sh $(PYTHON_BASE) $(VENV) requirements-dev.txt
 	@touch $@
 
 images: image-bookworm image-trixie
 
 image-bookworm: host-packages
-	@tests/images/build.sh bookworm $(LAB_IMAGE)
+	@$(STAGE) run "setup: image $(LAB_IMAGE)" tests/images/build.sh bookworm $(LAB_IMAGE) $(LAB_LABEL)
 
 image-trixie: host-packages
-	@if [ -n "$(LAB_IMAGE_TRIXIE)" ]; then tests/images/build.sh trixie $(LAB_IMAGE_TRIXIE); fi
+	@if [ -n "$(LAB_IMAGE_TRIXIE)" ]; then \
+	  $(STAGE) run "setup: image $(LAB_IMAGE_TRIXIE)" tests/images/build.sh trixie $(LAB_IMAGE_TRIXIE) $(LAB_LABEL); fi
 
+# The lab network under netavark; a network of this name left under CNI by an older checkout is moved.
 network: host-packages
-	@podman network exists $(LAB_NETWORK) || podman network create --subnet $(LAB_SUBNET) $(LAB_NETWORK) >/dev/null
+	@$(STAGE) run "setup: network $(LAB_NETWORK)" tests/lab-network.sh $(LAB_NETWORK) $(LAB_SUBNET) $(LAB_LABEL)
 
 # Cheap guard: SMTP ports leaving the lab subnet are rejected, so no test can mail the Internet.
 guard: host-packages
-	@tests/images/smtp-guard.sh $(LAB_SUBNET)
+	@$(STAGE) run "setup: SMTP guard (nftables)" tests/images/smtp-guard.sh $(LAB_SUBNET)
 
 collection-link:
 	@mkdir -p $(dir $(COLL_LINK))
@@ -85,13 +89,25 @@ collection-link:
 
 ## ---- demo -----------------------------------------------------------------------------------
 # Boots the default scenario's lab (kept running afterwards), converges it, then sends and reports.
-demo: setup
-	@$(BIN)/molecule converge -s default
-	@$(BIN)/molecule side-effect -s default
+# The report of where the message went (molecule/shared/demo.yml writes it) comes last, after the table.
+demo:
+	@$(STAGE) begin "make demo"
+	@status=0; $(MAKE) --no-print-directory demo-stages || status=$$?; $(STAGE) summary || status=1; \
+	  if [ "$$status" -eq 0 ]; then echo; cat $(TMP)/demo-report.txt; fi; exit "$$status"
+
+demo-stages: setup
+	@rm -f $(TMP)/demo-report.txt
+	@$(STAGE) run "demo: boot and converge the lab (molecule converge)" \
+	  tests/molecule-steps.sh $(BIN)/molecule converge -s default
+	@$(STAGE) run "demo: send a message through the relay (molecule side-effect)" \
+	  tests/molecule-steps.sh $(BIN)/molecule side-effect -s default
 
 ## ---- tests ----------------------------------------------------------------------------------
-test: setup lint sanity unit integration build molecule
-	@echo "make test: all checks passed"
+test:
+	@$(STAGE) begin "make test"
+	@status=0; $(MAKE) --no-print-directory test-stages || status=$$?; $(STAGE) summary || status=1; exit "$$status"
+
+test-stages: setup lint sanity unit integration build isolation
 
 lint: yamllint ansible-lint docs-check
 
@@ -100,19 +116,20 @@ docs: venv
 	@$(BIN)/python tests/docs/role_vars.py --write
 
 docs-check: venv
-	@$(BIN)/python tests/docs/role_vars.py --check
+	@$(STAGE) run "lint: README variable tables (docs-check)" $(BIN)/python tests/docs/role_vars.py --check
 
 yamllint: venv
-	@$(BIN)/yamllint -s .
+	@$(STAGE) run "lint: yamllint" $(BIN)/yamllint -s .
 
 ansible-lint: venv collection-link
-	@$(BIN)/ansible-lint --profile production --offline -q
+	@$(STAGE) run "lint: ansible-lint" $(BIN)/ansible-lint --profile production --offline -q
 
 # ansible-test needs its pip bootstrap script, whose download host is unreachable: use a stand-in.
 $(STAMP)/get-pip: tests/sanity/get_pip_standin.py | venv
 	@mkdir -p $(STAMP) $(ROOT)/.cache/pip-wheel ~/.ansible/test/cache
 	@ls $(ROOT)/.cache/pip-wheel/pip-24.2-*.whl >/dev/null 2>&1 || \
-	  $(BIN)/pip download -q --no-deps -d $(ROOT)/.cache/pip-wheel pip==24.2 2>&1 | grep -v '^WARNING: Location' || true
+	  $(STAGE) run "sanity: pip download pip==24.2 (ansible-test's bootstrap)" \
+	  $(BIN)/pip download -q --no-deps -d $(ROOT)/.cache/pip-wheel pip==24.2
 	@sed 's#@WHEEL_DIR@#$(ROOT)/.cache/pip-wheel#' tests/sanity/get_pip_standin.py > ~/.ansible/test/cache/get_pip_24_2.py
 	@touch $@
 
@@ -121,25 +138,43 @@ sanity-copy: venv host-packages
 	@rsync -a --delete --exclude-from=tests/sanity/copy-excludes.txt $(ROOT)/ $(SANITY_COPY)/
 
 sanity: sanity-copy $(STAMP)/get-pip
-	@cd $(SANITY_COPY) && $(BIN)/ansible-test sanity --venv --python 3.11 --color no
+	@$(STAGE) run "sanity: ansible-test sanity" env -C $(SANITY_COPY) $(BIN)/ansible-test sanity --venv --python 3.11 --color no
 
 unit: venv collection-link
-	@$(BIN)/python -m pytest -q tests/unit
+	@$(STAGE) run "unit: pytest" $(BIN)/python -m pytest -q tests/unit
 
 integration: sanity-copy $(STAMP)/get-pip host-packages
-	@cd $(SANITY_COPY) && ANSIBLE_COLLECTIONS_PATH= $(BIN)/ansible-test integration --local --python 3.11 --color no
+	@$(STAGE) run "integration: ansible-test integration" \
+	  env -C $(SANITY_COPY) ANSIBLE_COLLECTIONS_PATH= $(BIN)/ansible-test integration --local --python 3.11 --color no
 
 build: venv
-	@tests/build/build-and-smoke.sh
+	@$(STAGE) run "build: collection build, install and smoke" tests/build/build-and-smoke.sh
+
+# Every scenario in turn, each as a stage (its steps as stages too); stops at the first that fails.
+SCENARIOS = (for s in $$(tests/molecule-scenarios.sh); do \
+	  $(STAGE) run "molecule $$s" tests/molecule-steps.sh $(BIN)/molecule test -s $$s || exit; done)
+CLEAN_LAB = $(STAGE) run "clean: the project's containers and network" tests/lab-clean.sh $(LAB_LABEL) $(LAB_NETWORK)
 
 molecule: setup
-	@for s in $$(tests/molecule-scenarios.sh); do \
-	  echo "== molecule scenario $$s"; $(BIN)/molecule test -s $$s; done
+	@$(SCENARIOS)
+
+# A container named like one of the lab's hosts (relay) that the project did not create survives the
+# scenarios and the lab's clean-up; the check runs also when they failed, and removes it again
+# (unless it was there before the test).
+isolation: setup
+	@$(STAGE) run "isolation: start a container named relay, not the project's" \
+	  tests/foreign-container.sh create $(LAB_IMAGE) $(LAB_LABEL)
+	@status=0; { $(SCENARIOS) && $(CLEAN_LAB); } || status=$$?; \
+	  $(STAGE) run "isolation: relay is still there and running" tests/foreign-container.sh check || status=1; \
+	  exit "$$status"
 
 # Only the Debian 12 image: the bench measures relays on bookworm.
 bench: host-packages venv image-bookworm network guard collection-link
 	@$(BIN)/python bench/run.py
 
-clean:
-	@for s in $$(tests/molecule-scenarios.sh 2>/dev/null); do $(BIN)/molecule destroy -s $$s || true; done
+# The project's containers (Molecule's and the bench's, by label) and its network; images stay.
+clean-lab:
+	@$(CLEAN_LAB)
+
+clean: clean-lab
 	@rm -rf $(TMP)

@@ -10,7 +10,8 @@ Environment: BENCH_RUNS, BENCH_FLEET ("1 4 8"), BENCH_FLEET_PACKAGES (preinstall
 BENCH_CONNECTION (ssh | podman), BENCH_MESSAGES (500), BENCH_REFERENCE_MESSAGES (60), LAB_IMAGE, LAB_NETWORK,
 BENCH_KEEP=1 (leave the lab's sinks, relay and images for a look; `podman rm -f` them by hand).
 Writes docs/performance.md and docs/bench-raw.json (all runs) and prints the tables.
-Containers are named bn-* and removed at the end, also on failure or Ctrl-C (unless BENCH_KEEP=1).
+Containers are named smarthost-bn-*, carry the project's label (LAB_LABEL=container) and are removed at the end,
+also on failure or Ctrl-C (unless BENCH_KEEP=1; `make clean-lab` removes them then).
 """
 import argparse
 import concurrent.futures
@@ -40,20 +41,26 @@ BIN = Path(sys.executable).parent
 
 IMAGE = os.environ.get("LAB_IMAGE", "localhost/smarthost-debian12:latest")
 NETWORK = os.environ.get("LAB_NETWORK", "smarthost-lab")
-PREINSTALLED_IMAGE = "localhost/bn-bench-preinstalled:latest"
+# The project's label: containers carry LABEL=container, images LABEL=image (see the Makefile).
+LABEL = os.environ.get("LAB_LABEL", "smarthost.postfix")
+# Every container of the bench is named PREFIX + its role (the project's names all start with smarthost-).
+PREFIX = "smarthost-bn-"
+PREINSTALLED_IMAGE = "localhost/smarthost-bench-preinstalled:latest"
 # The lab image plus an SSH server: Ansible reaches the bench's hosts over SSH with pipelining, as it
 # reaches a fleet. The podman connection plugin cannot pipeline and costs about 1 s a task here.
-SSH_IMAGE = "localhost/bn-bench-ssh:latest"
+SSH_IMAGE = "localhost/smarthost-bench-ssh:latest"
 SSH_KEY = WORK / "ssh" / "id_ed25519"
 FIGURES = ("converge", "fleet", "failover", "throughput")
 
 # Static addresses from the bench's range (10.89.77.100-140); the client address only feeds mynetworks.
 # RELAY serves figures 3 and 4; REFERENCE_RELAY, converged the same way, runs figure 3's reference
 # (Postfix's default timeout) at the same moment as RELAY runs the role's setting.
-UPSTREAM_A, UPSTREAM_B, RELAY, REFERENCE_RELAY = "bn-a", "bn-b", "bn-relay", "bn-relay-ref"
+UPSTREAM_A, UPSTREAM_B, RELAY, REFERENCE_RELAY = (PREFIX + role for role in ("a", "b", "relay", "relay-ref"))
+# PACKAGES times the bare package install; BASE is the container that the bench's images are committed from.
+PACKAGES, BASE = PREFIX + "pkg", PREFIX + "base"
 ADDRESSES = {UPSTREAM_A: "10.89.77.100", UPSTREAM_B: "10.89.77.101", RELAY: "10.89.77.102",
-             "bn-pkg": "10.89.77.103", REFERENCE_RELAY: "10.89.77.104", "bn-base": "10.89.77.105"}
-FLEET_FIRST_ADDRESS = 111
+             PACKAGES: "10.89.77.103", REFERENCE_RELAY: "10.89.77.104", BASE: "10.89.77.105"}
+FLEET, FLEET_FIRST_ADDRESS = PREFIX + "f", 111
 # The fleet's relays of all sizes run at once, from .111: up to .138 (.140 is the allowed client).
 FLEET_MAX = 28
 ALLOWED_CLIENT = "10.89.77.140"
@@ -152,7 +159,7 @@ class Lab:
             # from elsewhere is dropped.
             run(["ip", "neigh", "flush", "to", address(name)], check=False)
             cmd = ["podman", "run", "-d", "--name", name, "--hostname", name, "--network", NETWORK,
-                   "--ip", address(name), "--mac-address", mac_address(name)]
+                   "--ip", address(name), "--mac-address", mac_address(name), "--label", f"{LABEL}=container"]
             cmd += [arg for cap in caps for arg in ("--cap-add", cap)]
             self.ids[name] = run(cmd + [image or self.base]).stdout.strip()[:12]
             self.started.append(name)
@@ -190,7 +197,7 @@ class Lab:
     def commit(self, name, image):
         """Stop a container and keep it as an image (removed again by cleanup())."""
         run(["podman", "stop", "-t", "5", name])
-        run(["podman", "commit", "-q", name, image])
+        run(["podman", "commit", "-q", "--change", f"LABEL {LABEL}=image", name, image])
         self.images.append(image)
         self.remove([name])
 
@@ -199,21 +206,21 @@ class Lab:
         SSH_KEY.parent.mkdir(parents=True, exist_ok=True)
         if not SSH_KEY.exists():
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "smarthost-bench", "-f", str(SSH_KEY)])
-        self.start(["bn-base"], image=IMAGE)
+        self.start([BASE], image=IMAGE)
         # The package lists go again: the role's first converge must find the image as bare as the lab image.
-        self.sh("bn-base", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
-                           " openssh-server >/dev/null && rm -rf /var/lib/apt/lists/* && systemctl enable -q ssh"
-                           " && install -d -m 0700 /root/.ssh && cat > /root/.ssh/authorized_keys"
-                           " && chmod 0600 /root/.ssh/authorized_keys",
+        self.sh(BASE, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
+                      " openssh-server >/dev/null && rm -rf /var/lib/apt/lists/* && systemctl enable -q ssh"
+                      " && install -d -m 0700 /root/.ssh && cat > /root/.ssh/authorized_keys"
+                      " && chmod 0600 /root/.ssh/authorized_keys",
                 stdin=SSH_KEY.with_suffix(".pub").read_text(encoding="utf-8"))
-        self.commit("bn-base", SSH_IMAGE)
+        self.commit(BASE, SSH_IMAGE)
         self.base = SSH_IMAGE
 
     def build_preinstalled_image(self):
         """An image with the role's packages installed as its apt task would, for fleets without the package install."""
-        self.start(["bn-base"])
-        self.sh("bn-base", PACKAGE_INSTALL)
-        self.commit("bn-base", PREINSTALLED_IMAGE)
+        self.start([BASE])
+        self.sh(BASE, PACKAGE_INSTALL)
+        self.commit(BASE, PREINSTALLED_IMAGE)
 
 
 def in_parallel(func, items):
@@ -232,7 +239,7 @@ def address(name):
     """The static address of a bench container."""
     if name in ADDRESSES:
         return ADDRESSES[name]
-    number = int(name.removeprefix("bn-f"))
+    number = int(name.removeprefix(FLEET))
     return f"10.89.77.{FLEET_FIRST_ADDRESS + number - 1}"
 
 
@@ -349,13 +356,13 @@ def figure_converge(lab, ansible, runs, bundle):
         relay = REFERENCE_RELAY if number == runs - 1 else RELAY
         log(f"converge run {number}/{runs}: fresh relay ({relay}) and a fresh package-install reference")
         lab.ready.discard(relay)
-        lab.start(["bn-pkg", relay])
+        lab.start([PACKAGES, relay])
         install_ca(lab, [relay], bundle)
-        packages = timed(lab.sh, "bn-pkg", PACKAGE_INSTALL)[0]
+        packages = timed(lab.sh, PACKAGES, PACKAGE_INSTALL)[0]
         first = ansible.playbook(SHARED / "converge.yml", [relay], f"converge-{number}-first")
         ping = ansible.ping(relay, f"converge-{number}-ping")
         noop = ansible.playbook(SHARED / "converge.yml", [relay], f"converge-{number}-noop")
-        lab.remove(["bn-pkg"] if keep else ["bn-pkg", relay])
+        lab.remove([PACKAGES] if keep else [PACKAGES, relay])
         if keep:
             lab.ready.add(relay)
         results.append({"run": number, "ping_seconds": ping, "package_install_seconds": packages, "first": first, "noop": noop,
@@ -387,7 +394,7 @@ def figure_fleet(lab, ansible, runs, sizes, bundle, image, keep=False):
     """
     results = []
     offsets = [sum(sizes[:index]) for index in range(len(sizes))]
-    everyone = [f"bn-f{index}" for index in range(1, sum(sizes) + 1)]
+    everyone = [f"{FLEET}{index}" for index in range(1, sum(sizes) + 1)]
     for number in range(1, runs + 1):
         log(f"fleet run {number}/{runs}: starting {len(everyone)} relays for sizes {', '.join(map(str, sizes))}")
         lab.ready.difference_update(everyone)
@@ -634,7 +641,7 @@ def set_up_lab(lab, figures, fleet_image):
 def ready_relays(lab, ansible, bundle, count):
     """count converged relays for figures 3 and 4, RELAY first: those the earlier figures left, and new
     ones converged side by side for the rest."""
-    candidates = [RELAY, REFERENCE_RELAY] + [f"bn-f{index}" for index in range(1, FLEET_MAX + 1)]
+    candidates = [RELAY, REFERENCE_RELAY] + [f"{FLEET}{index}" for index in range(1, FLEET_MAX + 1)]
     chosen = [RELAY] + [name for name in candidates[1:] if name in lab.ready][:count - 1]
     chosen += [name for name in candidates[1:] if name not in chosen and name not in lab.started][:count - len(chosen)]
     missing = [relay for relay in chosen if relay not in lab.ready]
@@ -845,7 +852,7 @@ client, came 5 s late. The medians of 3 leave such a run out; the role's probe i
 METHOD = """\
 ## How it is measured
 
-- `make bench` runs `bench/run.py`: it starts its own containers (`bn-*`, static addresses
+- `make bench` runs `bench/run.py`: it starts its own containers (`smarthost-bn-*`, static addresses
   10.89.77.100-140 on the `smarthost-lab` network) from the lab image plus an SSH server (an image the
   bench builds and removes again): Ansible reaches them over SSH with pipelining, as it reaches a fleet.
   (`BENCH_CONNECTION=podman` uses the podman connection plugin instead, which cannot pipeline and costs
