@@ -133,6 +133,7 @@ seealso:
     link: https://www.postfix.org/master.5.html
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - smarthost.postfix.writes_config
 attributes:
   check_mode:
     support: full
@@ -142,11 +143,6 @@ attributes:
     details:
       - One diff per changed file, tables first (secret values masked as by M(smarthost.postfix.postmap)),
         then C(master.cf) and C(main.cf).
-  idempotent:
-    description: When run twice with the same arguments, the second run reports no change.
-    support: full
-  platform:
-    platforms: posix
 requirements:
   - Postfix (C(postconf), C(postmap) and C(postfix)) on the target.
 """

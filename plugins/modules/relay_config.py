@@ -193,6 +193,7 @@ seealso:
     link: https://www.postfix.org/SASL_README.html#client_sasl
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - smarthost.postfix.writes_config
 attributes:
   check_mode:
     support: full
@@ -202,11 +203,6 @@ attributes:
   diff_mode:
     support: full
     details: One diff per changed file; the SASL map's values are masked.
-  idempotent:
-    description: When run twice with the same arguments, the second run reports no change.
-    support: full
-  platform:
-    platforms: posix
 requirements:
   - Postfix on the target (installed by the module through O(packages)); C(apt-get) and C(dpkg-query), or C(dnf) and C(rpm).
 """

@@ -39,11 +39,6 @@ SASL_HINT = '(on Debian install libsasl2-modules, on RHEL cyrus-sasl-plain)'
 
 
 @pytest.fixture(scope='module')
-def pki(tmp_path_factory):
-    return servers.TestPKI(str(tmp_path_factory.mktemp('pki')))
-
-
-@pytest.fixture(scope='module')
 def smtpd(pki):
     """Start aiosmtpd servers on demand, one per configuration, stopped at the end of the module."""
     started = {}
