@@ -45,8 +45,8 @@ options:
         the per-upstream options of a single probe, like the entries of C(relay_upstreams).
       - O(mechanisms), O(ca_file), O(timeout), O(helo_name) and O(allow_plaintext_auth) apply to all.
       - The module fails when any upstream fails; RV(upstreams) then still says which did and why.
-      - Mutually exclusive with O(host), O(port), O(mx_lookup), O(tls), O(implicit_tls), O(username)
-        and O(password).
+      - Mutually exclusive with O(host), O(port), O(mx_lookup), O(tls), O(implicit_tls), O(servername),
+        O(username) and O(password).
     type: list
     elements: dict
     version_added: 0.2.0
@@ -72,6 +72,9 @@ options:
         description: As the top-level O(implicit_tls).
         type: bool
         default: false
+      servername:
+        description: As the top-level O(servername).
+        type: str
       username:
         description: As the top-level O(username).
         type: str
@@ -107,6 +110,16 @@ options:
       - Like Postfix C(smtp_tls_wrappermode), this needs O(tls) to be V(encrypt), V(verify) or V(secure).
     type: bool
     default: false
+  servername:
+    description:
+      - The name to send in TLS SNI, as the C(servername=) of a Postfix TLS policy entry.
+      - Unset, the probe sends what Postfix sends for the relay's upstream by default, which is
+        O(host) with O(tls=verify) or O(tls=secure) (unless O(host) is an IP address), and no SNI
+        otherwise. Postfix sends no SNI unless its TLS policy says so, and a server that chooses its
+        certificate by SNI would otherwise answer the probe and Postfix differently.
+      - The certificate is checked against O(host) whatever the SNI, as Postfix does.
+    type: str
+    version_added: 0.2.0
   username:
     description:
       - SASL user name. When set, the probe authenticates; O(password) is then required.
@@ -258,6 +271,11 @@ ehlo_capabilities:
   type: list
   elements: str
   sample: [PIPELINING, SIZE 10240000, AUTH PLAIN LOGIN, ENHANCEDSTATUSCODES, 8BITMIME]
+sni:
+  description: The name sent in TLS SNI, or null when none was sent (see O(servername)).
+  returned: when O(host) is given
+  type: str
+  sample: smtp-a.example.net
 starttls_offered:
   description: Whether the server announced STARTTLS on the plaintext channel. Always false with implicit TLS.
   returned: when O(host) is given

@@ -129,9 +129,13 @@ def test_networks_are_written_in_postfix_notation():
 @pytest.mark.parametrize('name, instead', [
     ('relayhost', 'relay_upstreams'), ('smtp_fallback_relay', 'relay_upstreams'), ('fallback_relay', 'relay_upstreams'),
     ('lmtp_fallback_relay', 'relay_upstreams'), ('mynetworks', 'relay_mynetworks'), ('relay_domains', 'relay_mynetworks'),
-    ('smtpd_relay_restrictions', 'relay_mynetworks'), ('smtpd_recipient_restrictions', 'relay_mynetworks'),
-    ('smtp_sasl_password_maps', 'relay_upstreams'), ('transport_maps', 'relay_upstreams'),
-    ('sender_dependent_relayhost_maps', 'relay_upstreams'), ('sender_dependent_default_transport_maps', 'relay_upstreams'),
+    ('smtpd_relay_restrictions', 'relay_mynetworks'), ('smtpd_recipient_restrictions', 'relay_recipient_domains'),
+    ('smtpd_sender_restrictions', 'relay_sender_allowlist'),
+    ('smtp_sasl_password_maps', 'relay_upstreams'), ('transport_maps', 'relay_routes'),
+    ('sender_dependent_relayhost_maps', 'relay_upstreams'), ('sender_dependent_default_transport_maps', 'relay_routes'),
+    ('relay-alpha_destination_rate_delay', 'relay_routes'), ('sender_canonical_maps', 'relay_sender_address'),
+    ('header_checks', 'relay_sender_address'), ('smtp_sasl_mechanism_filter', 'relay_sasl_mechanisms'),
+    ('smtp_tls_cert_file', 'relay_tls_client_cert'), ('smtp_destination_rate_delay', 'relay_rate_delay'),
     ('smtp_sender_dependent_authentication', 'relay_upstreams'), ('inet_interfaces', 'relay_inet_interfaces'),
     ('smtp_tls_CAfile', 'relay_tls_ca_file'), ('smtp_generic_maps', 'relay_sender_rewrite'),
     ('smtp_mx_address_limit', 'relay_upstream_address_limit'),
@@ -204,7 +208,8 @@ def test_next_hops_are_the_keys_of_relayhost_fallbacks_and_maps():
     sasl, policy = wanted.tables[0], wanted.tables[1]
     assert sasl.entries == {hops[0]: 'relay-a:A pass:with spaces', hops[1]: 'relay-b:B-pass'}
     assert sasl.secret and sasl.mode == '0600' and policy.mode == '0644'
-    assert policy.entries == dict(zip(hops, ['encrypt', 'verify', 'may', 'encrypt']))
+    # tls verify sends the host name in SNI (servername=hostname); an address gets no SNI.
+    assert policy.entries == dict(zip(hops, ['encrypt', 'verify servername=hostname', 'may', 'encrypt']))
     assert wanted.parameters['smtp_tls_security_level'] == 'may'
 
 
@@ -284,7 +289,13 @@ def test_the_default_relay_main_cf():
     assert 'relay_extra_parameters' in text.split('\n')[1]
     lines = text.split('\n')[2:-1]
     names = [line.split(' = ')[0] for line in lines]
-    assert names == [p.name for p in model.MAIN_CF if p.name != 'smtp_tls_wrappermode' and p.name != 'smtp_generic_maps']
+    # Written only for the features that need them: implicit TLS, rewriting, routes, allowlists, limits, certificates.
+    optional = {'smtp_tls_wrappermode', 'smtp_generic_maps', 'smtpd_sender_restrictions', 'smtpd_recipient_restrictions',
+                'sender_dependent_default_transport_maps', 'transport_maps', 'smtp_sasl_mechanism_filter',
+                'smtp_tls_cert_file', 'smtp_tls_key_file', 'smtp_destination_concurrency_limit',
+                'smtp_destination_rate_delay', 'sender_canonical_maps', 'sender_canonical_classes', 'header_checks',
+                'always_add_missing_headers'}
+    assert names == [p.name for p in model.MAIN_CF if p.name not in optional]
     parameters = main_cf()
     assert parameters['compatibility_level'] == '3.6'
     assert parameters['myhostname'] == 'relay1.example.com'
@@ -345,7 +356,7 @@ def test_upstream_changes_that_the_preflight_checks():
     assert wanted.probe_parameters(live) == []
     live.update(relayhost='[old.example.net]:587', smtp_tls_CAfile='/old.pem', mynetworks='127.0.0.0/8')
     assert wanted.probe_parameters(live) == ['relayhost', 'smtp_tls_CAfile']
-    assert [table.probe for table in wanted.tables] == [True, True, False]
+    assert [table.probe for table in wanted.tables] == [True, True, False, False, False, False]
 
 
 def test_tls_connection_reuse_enables_tlsproxy():

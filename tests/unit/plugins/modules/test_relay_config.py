@@ -143,8 +143,8 @@ def test_a_failing_fallback_is_a_warning(relay, upstreams):
     ups[1]['port'] = servers.closed_port()
     result, dummy = relay(upstreams=ups)
     assert result['changed'] and not result.get('failed')
-    assert result['preflight']['upstreams'][1] == dict(nexthop='[127.0.0.1]:%d' % ups[1]['port'], ok=False,
-                                                       msg='connection refused by 127.0.0.1:%d' % ups[1]['port'])
+    assert result['preflight']['upstreams'][1] == dict(route=None, nexthop='[127.0.0.1]:%d' % ups[1]['port'], ok=False,
+                                                       sni=None, msg='connection refused by 127.0.0.1:%d' % ups[1]['port'])
     # ansible-core 2.19 returns warnings as structured events, earlier releases as strings.
     warnings = [w['event']['msg'] if isinstance(w, dict) else w for w in result['warnings']]
     assert warnings == ['preflight: fallback upstream relay_upstreams[1] [127.0.0.1]:%d failed: '
