@@ -162,9 +162,7 @@ class PlainFile(object):
             # Private until the mode is set: atomic_move gives a file it creates 0666 & ~umask.
             with private_umask():
                 write_file(module, self.path, self.content, int(self.mode, 8))
-        module.set_fs_attributes_if_different(dict(path=self.path, mode=self.mode, owner=None, group=None,
-                                                   seuser=None, serole=None, setype=None, selevel=None,
-                                                   attributes=None), False)
+        module.set_fs_attributes_if_different(module.load_file_common_arguments(dict(mode=self.mode), path=self.path), False)
 
 
 class ConfigChange(object):
