@@ -9,7 +9,11 @@ No host, no container: load() and Relay.wanted() are plain Python.
 
 from __future__ import annotations
 
+import os
+import re
+
 import pytest
+import yaml
 
 from ansible_collections.smarthost.postfix.plugins.module_utils import _relay_model as model
 
@@ -736,3 +740,18 @@ def test_no_route_password_or_key_in_any_message():
     errors = refused(routes=[route(upstreams=[dict(C, password=' TopSecret42')], tls_client_cert=CERT,
                                    tls_client_key=KEY + 'TopSecret42\n')])
     assert len(errors) == 2 and not [e for e in errors if 'TopSecret42' in e]
+
+
+def test_the_readme_routes_example_is_valid_input():
+    readme = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'README.md')
+    with open(readme) as handle:
+        text = handle.read()
+    example = re.search(r'### Routes: .*?```yaml\n(.*?)```', text, re.S).group(1)
+    variables = yaml.safe_load(example)[0]['roles'][0]['vars']
+    params = dict((name[len('relay_'):], value) for name, value in variables.items())
+    for upstream in params['upstreams'] + [u for r in params['routes'] for u in r['upstreams']]:
+        if 'password' in upstream:
+            upstream['password'] = 'vault value'
+    r = model.load(params, 'relay_')
+    assert [route.transport for route in r.routes] == ['relay-marketing', 'relay-internal']
+    assert r.wanted(HOST).parameters['relay-marketing_destination_rate_delay'] == '1s'
