@@ -471,15 +471,22 @@ class Upstream(object):
                     password=self.password)
 
 
-def _upstream(check, field, raw, allow_plaintext):
+def _entry(check, field, raw, options, least):
+    """One dict of a list (an upstream, a route) with every option (defaults filled in), or None if it is none."""
     if not isinstance(raw, dict):
-        check.fail(field, 'must be a dict with at least host')
+        check.fail(field, 'must be a dict with at least %s' % least)
         return None
-    unknown = sorted(set(raw) - set(UPSTREAM_OPTIONS))
+    unknown = sorted(set(raw) - set(options))
     if unknown:
-        check.fail(field, 'unknown key(s) %s; known are %s' % (', '.join(map(str, unknown)), ', '.join(UPSTREAM_OPTIONS)))
-    values = _values(raw, UPSTREAM_OPTIONS)
+        check.fail(field, 'unknown key(s) %s; known are %s' % (', '.join(map(str, unknown)), ', '.join(options)))
+    return _values(raw, options)
+
+
+def _upstream(check, field, raw, allow_plaintext):
     before = len(check.errors)
+    values = _entry(check, field, raw, UPSTREAM_OPTIONS, 'host')
+    if values is None:
+        return None
     host = check.hostname(field + '.host', values['host'] if values['host'] is not None else '', ip=True)
     port = check.integer(field + '.port', values['port'], 1, 65535, 'a port')
     mx_lookup = check.flag(field + '.mx_lookup', values['mx_lookup'])
@@ -563,6 +570,15 @@ class Route(object):
     main.cf; a named route is a master.cf service of its own (ROUTE_TRANSPORT + name).
     """
 
+    # What load() sets where the input has it (a route without rewriting, filter, certificate or limits).
+    sender_address = None
+    keep_reply_to = False
+    sasl_mechanisms = None
+    tls_client_cert = None
+    tls_client_key = None
+    concurrency_limit = None
+    rate_delay = 0
+
     def __init__(self, name=None, field=''):
         self.name = name
         self.field = field
@@ -575,13 +591,6 @@ class Route(object):
         self.upstreams = []
         self.senders = []
         self.domains = []
-        self.sender_address = None
-        self.keep_reply_to = False
-        self.sasl_mechanisms = None
-        self.tls_client_cert = None
-        self.tls_client_key = None
-        self.concurrency_limit = None
-        self.rate_delay = 0
 
     def option(self, name):
         """The field of one of this route's options, as load() names it (the default route's are top-level)."""
@@ -700,14 +709,10 @@ def _route_settings(check, route, values):
 
 
 def _route(check, field, raw, allow_plaintext):
-    if not isinstance(raw, dict):
-        check.fail(field, 'must be a dict with at least name and upstreams')
-        return None
-    unknown = sorted(set(raw) - set(ROUTE_OPTIONS))
-    if unknown:
-        check.fail(field, 'unknown key(s) %s; known are %s' % (', '.join(map(str, unknown)), ', '.join(ROUTE_OPTIONS)))
-    values = _values(raw, ROUTE_OPTIONS)
     before = len(check.errors)
+    values = _entry(check, field, raw, ROUTE_OPTIONS, 'name and upstreams')
+    if values is None:
+        return None
     name = check.text(field + '.name', values['name'] if values['name'] is not None else '')
     if name is not None and not _ROUTE_NAME.match(name):
         check.fail(field + '.name', "'%s' is not a route name (1-32 lower-case letters, digits and inner '-')" % name)
@@ -963,27 +968,31 @@ class Host(object):
         self.fqdn = fqdn
 
 
-class Table(object):
-    """A lookup table in the config directory: the entries it must hold, or None when it must go."""
+class _Owned(object):
+    """A file of the relay in the config directory: its name, whether it holds a secret (and so its mode)."""
 
-    def __init__(self, name, entries, secret=False, probe=False):
+    def __init__(self, name, secret, probe):
         self.name = name
-        self.entries = entries
         self.secret = secret
         self.mode = SECRET_MODE if secret else PUBLIC_MODE
         # Part of the upstream settings: a change is checked by the preflight before it goes live.
         self.probe = probe
 
 
-class File(object):
-    """A plain file in the config directory (a regexp table, a certificate): its text, or None when it must go."""
+class Table(_Owned):
+    """A lookup table: the entries it must hold, or None when it must go."""
+
+    def __init__(self, name, entries, secret=False, probe=False):
+        super(Table, self).__init__(name, secret, probe)
+        self.entries = entries
+
+
+class File(_Owned):
+    """A plain file (a regexp table, a certificate): its text, or None when it must go."""
 
     def __init__(self, name, content, secret=False, probe=False):
-        self.name = name
+        super(File, self).__init__(name, secret, probe)
         self.content = content
-        self.secret = secret
-        self.mode = SECRET_MODE if secret else PUBLIC_MODE
-        self.probe = probe
 
 
 class Parameter(object):

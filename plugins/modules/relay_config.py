@@ -118,43 +118,15 @@ options:
         elements: dict
         required: true
         suboptions:
-          host:
-            description: Host name or IP address of the upstream.
-            type: str
-            required: true
-          port:
-            description: TCP port. Use 465 with O(routes[].upstreams[].implicit_tls=true).
-            type: int
-            default: 587
-          mx_lookup:
-            description: Look up MX records for O(routes[].upstreams[].host) (next-hop written without brackets).
-            type: bool
-            default: false
-          tls:
-            description:
-              - Postfix TLS security level for this upstream (the TLS policy map).
-              - V(none) with credentials needs O(allow_plaintext_auth=true).
-            type: str
-            choices: [none, may, encrypt, verify, secure]
-            default: encrypt
-          implicit_tls:
-            description:
-              - TLS from the first byte (port 465) instead of STARTTLS. Needs O(routes[].upstreams[].tls) V(encrypt) or stronger.
-              - All upstreams of the list use implicit TLS or none does (Postfix sets it per transport); put the others in a
-                route of their own (O(routes)).
-            type: bool
-            default: false
-          servername:
-            description:
-              - Name sent in TLS SNI (the TLS policy's C(servername=)). Default the host name with O(routes[].upstreams[].tls) V(verify)
-                or V(secure), none otherwise, never for an IP address. A DNS name; not with tls V(none).
-            type: str
-          username:
-            description: SASL user name, together with O(routes[].upstreams[].password); no C(:), no blanks at either end.
-            type: str
-          password:
-            description: SASL password. Never in any output; stored only in the 0600 SASL map.
-            type: str
+          host: {description: "As O(upstreams[].host).", type: str, required: true}
+          port: {description: "As O(upstreams[].port).", type: int, default: 587}
+          mx_lookup: {description: "As O(upstreams[].mx_lookup).", type: bool, default: false}
+          tls: {description: "As O(upstreams[].tls).", type: str, choices: [none, may, encrypt, verify, secure], default: encrypt}
+          implicit_tls: {description: "As O(upstreams[].implicit_tls); all of the route's upstreams or none.", type: bool,
+                         default: false}
+          servername: {description: "As O(upstreams[].servername).", type: str}
+          username: {description: "As O(upstreams[].username).", type: str}
+          password: {description: "As O(upstreams[].password).", type: str}
       sender_address:
         description: Rewrite the route's senders to this address on receipt (envelope and C(From) header). Needs O(routes[].senders).
         type: str
