@@ -544,8 +544,8 @@ def _credentials(check, field, values, tls, allow_plaintext):
 def _upstream_list(check, field, raw, allow_plaintext, route_field=None):
     """An ordered list of upstreams: the first is the primary, the others its fallbacks."""
     if not isinstance(raw, list) or not raw:
-        check.fail(field, 'at least one upstream is required' + ('' if route_field else ' when %s is present'
-                                                                  % check.name('state')))
+        when = '' if route_field else ' when %s is present' % check.name('state')
+        check.fail(field, 'at least one upstream is required' + when)
         return []
     upstreams = [_upstream(check, '%s[%d]' % (field, index), item, allow_plaintext) for index, item in enumerate(raw)]
     if None in upstreams:
@@ -671,7 +671,7 @@ def _folded(text):
 def _mechanisms(check, field, value):
     if value is None:
         return None
-    names = check.strings(field, value, lambda name, entry: check.text(name, entry))
+    names = check.strings(field, value, check.text)
     mechanisms = []
     for index, mechanism in enumerate(names):
         mechanism = mechanism.upper()
@@ -1111,8 +1111,8 @@ class Wanted(object):
         owned = set(table.name + suffix for table in self.tables for suffix in suffixes)
         owned.update(item.name for item in self.files)
         owned.update(LEGACY_FILES)
-        routes = re.compile(r'\A%s[a-z0-9-]+(%s)(%s)\Z' % (re.escape(ROUTE_FILE_PREFIX), '|'.join(map(re.escape, ROUTE_FILE_KINDS)),
-                                                             '|'.join(map(re.escape, suffixes))))
+        kinds, endings = '|'.join(map(re.escape, ROUTE_FILE_KINDS)), '|'.join(map(re.escape, suffixes))
+        routes = re.compile(r'\A%s[a-z0-9-]+(%s)(%s)\Z' % (re.escape(ROUTE_FILE_PREFIX), kinds, endings))
         return sorted(name for name in names if (name in owned or routes.match(name)) and name not in keep)
 
     def probe_parameters(self, live):
@@ -1230,7 +1230,9 @@ class Relay(object):
         return rules
 
     def keeps_reply_to(self):
-        return (self.rewrites_all() and self.keep_reply_to) or any(route.keep_reply_to for route in self.routes)
+        """Whether a From header may become Reply-To (and Postfix must add the From that replaces it)."""
+        global_keep = self.rewrites_all() and self.keep_reply_to
+        return bool(global_keep) or any(route.keep_reply_to for route in self.routes)
 
     def sender_allowlist_rules(self):
         rules = ['/^%s$/ OK' % ere_literal(key) if not key.startswith('@') else '/%s$/ OK' % ere_literal(key)

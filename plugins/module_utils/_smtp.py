@@ -32,7 +32,6 @@ except ImportError:
 
 from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import (
     ENCRYPTING_TLS,
-    MECHANISMS,
     VERIFYING_TLS,
     sni_name,
 )

@@ -349,15 +349,15 @@ auth_succeeded:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import UPSTREAM_OPTIONS
-from ansible_collections.smarthost.postfix.plugins.module_utils._smtp import MECHANISMS, probe_all, probe_one
+from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import DEFAULT_MECHANISMS, MECHANISMS, UPSTREAM_OPTIONS
+from ansible_collections.smarthost.postfix.plugins.module_utils._smtp import probe_all, probe_one
 
 
 def argument_spec():
     spec = dict(UPSTREAM_OPTIONS, host=dict(type='str'))
     spec.update(
         upstreams=dict(type='list', elements='dict', options=UPSTREAM_OPTIONS),
-        mechanisms=dict(type='list', elements='str', default=list(MECHANISMS[:2]), choices=list(MECHANISMS)),
+        mechanisms=dict(type='list', elements='str', default=list(DEFAULT_MECHANISMS), choices=list(MECHANISMS)),
         ca_file=dict(type='path'),
         timeout=dict(type='int', default=10),
         helo_name=dict(type='str'),

@@ -451,24 +451,24 @@ def test_a_route_is_an_smtp_transport_of_its_own_with_every_setting_overridden()
     assert 'transport_maps' not in wanted.parameters
     tables = dict((table.name, table) for table in wanted.tables)
     assert tables['relay_sender_routes'].entries == {'@alpha.example.com': 'relay-alpha:[smtp-c.example.net]:465'}
-    assert tables['relay_route_alpha_tls'].entries == {'[smtp-c.example.net]:465': 'verify servername=hostname',
-                                                        '[smtp-b.example.net]:465': 'encrypt'}
+    assert tables['relay_route_alpha_tls'].entries == {
+        '[smtp-c.example.net]:465': 'verify servername=hostname', '[smtp-b.example.net]:465': 'encrypt'}
     assert tables['relay_route_alpha_sasl'].secret and tables['relay_route_alpha_sasl'].mode == '0600'
     assert tables['relay_route_alpha_sasl'].probe and tables['relay_route_alpha_tls'].probe
     assert [route.label for route in wanted.routes] == ['default route', 'route alpha']
 
 
 def test_credentials_never_cross_routes():
-    r = relay(upstreams=[A, B], routes=[route(upstreams=[C]), route(name='hub', domains=['internal.example.com'],
-                                                                   upstreams=[D])])
+    hub = route(name='hub', domains=['internal.example.com'], upstreams=[D])
+    r = relay(upstreams=[A, B], routes=[route(upstreams=[C]), hub])
     tables = dict((table.name, table.entries) for table in r.wanted(HOST).tables)
     assert tables['relay_sasl_passwd'] == {'[smtp-a.example.net]:587': 'relay-a:A pass:with spaces',
                                            '[smtp-b.example.net]:2525': 'relay-b:B-pass'}
     assert tables['relay_route_alpha_sasl'] == {'[smtp-c.example.net]:465': 'route-c:C pass:x'}
     # A route without credentials has no map and authenticates nowhere, whatever main.cf says.
     assert tables['relay_route_hub_sasl'] is None
-    hub = r.routes[1].service(r)
-    assert '  -o smtp_sasl_auth_enable=no\n  -o smtp_sasl_password_maps=\n' in hub and '  -o smtp_fallback_relay=\n' in hub
+    service = r.routes[1].service(r)
+    assert '  -o smtp_sasl_auth_enable=no\n  -o smtp_sasl_password_maps=\n' in service and '  -o smtp_fallback_relay=\n' in service
 
 
 def test_domain_routes_go_through_transport_maps_and_a_domain_covers_its_subdomains_with_a_dot():
@@ -567,8 +567,8 @@ def test_the_default_routes_settings_are_main_cf_parameters():
     assert parameters['smtp_sasl_mechanism_filter'] == 'LOGIN'
     assert parameters['smtp_destination_concurrency_limit'] == '5'
     assert parameters['smtp_destination_rate_delay'] == '2s'
-    assert one_error(sasl_mechanisms=['PLAIN'], upstreams=[D]).startswith('relay_sasl_mechanisms: no upstream of the '
-                                                                         'default route has credentials')
+    assert one_error(sasl_mechanisms=['PLAIN'], upstreams=[D]).startswith(
+        'relay_sasl_mechanisms: no upstream of the default route has credentials')
     assert one_error(rate_delay=5000).startswith('relay_rate_delay: ')
 
 
