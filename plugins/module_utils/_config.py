@@ -68,23 +68,30 @@ def enable_service(lines, spec):
     return lines, True
 
 
+def _block_lines(lines, marker):
+    """(start, end) of the lines of the block of marker in lines, its marker lines included, or None.
+
+    A BEGIN line without its END line after it is no block: nothing is taken away then.
+    """
+    begin, end = '# BEGIN %s' % marker, '# END %s' % marker
+    if begin not in lines or end not in lines[lines.index(begin):]:
+        return None
+    start = lines.index(begin)
+    return start, lines.index(end, start)
+
+
 def replace_block(text, marker, body, first=False):
     """text with the block between '# BEGIN marker' and '# END marker' replaced by body ('' removes it).
 
     The block goes first (first: where the first of duplicate keys wins, as in /etc/aliases) or last; a
     line outside the markers is never touched.
     """
-    begin, end = '# BEGIN %s' % marker, '# END %s' % marker
-    kept, inside = [], False
-    for line in (text or '').split('\n'):
-        if line == begin:
-            inside = True
-        elif line == end and inside:
-            inside = False
-        elif not inside:
-            kept.append(line)
-    rest = '\n'.join(kept)
-    block = '%s\n%s%s\n' % (begin, body, end) if body else ''
+    lines = (text or '').split('\n')
+    found = _block_lines(lines, marker)
+    if found:
+        lines = lines[:found[0]] + lines[found[1] + 1:]
+    rest = '\n'.join(lines)
+    block = '# BEGIN %s\n%s# END %s\n' % (marker, body, marker) if body else ''
     if first:
         return block + rest
     if block and rest and not rest.endswith('\n'):
@@ -95,11 +102,8 @@ def replace_block(text, marker, body, first=False):
 def read_block(text, marker):
     """The body of the block between '# BEGIN marker' and '# END marker' in text, '' when there is none."""
     lines = (text or '').split('\n')
-    begin, end = '# BEGIN %s' % marker, '# END %s' % marker
-    if begin not in lines or end not in lines[lines.index(begin):]:
-        return ''
-    start = lines.index(begin) + 1
-    return ''.join(line + '\n' for line in lines[start:lines.index(end, start)])
+    found = _block_lines(lines, marker)
+    return ''.join(line + '\n' for line in lines[found[0] + 1:found[1]]) if found else ''
 
 
 def mynetworks_table(value):
