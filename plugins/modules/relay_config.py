@@ -741,7 +741,7 @@ class RelayRun(object):
             if probe['failed']:
                 item['msg'] = probe['msg']
                 if upstream is route.upstreams[0]:
-                    failed.append('%s %s failed: %s' % (self.name(upstream.field), upstream.nexthop, probe['msg']))
+                    failed.append('%s %s failed: %s' % (self.name(upstream.field), upstream.nexthop, probe['msg'].rstrip('.')))
                 else:
                     self.module.warn('preflight: fallback upstream %s %s failed: %s'
                                      % (self.name(upstream.field), upstream.nexthop, probe['msg']))
