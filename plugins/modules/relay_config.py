@@ -29,6 +29,9 @@ description:
   - A second run with the same input changes nothing and probes nothing.
 author:
   - smarthost.postfix contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - smarthost.postfix.writes_config
 options:
   state:
     description:
@@ -191,9 +194,6 @@ seealso:
   - name: Postfix SASL howto
     description: Client-side SASL authentication.
     link: https://www.postfix.org/SASL_README.html#client_sasl
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-  - smarthost.postfix.writes_config
 attributes:
   check_mode:
     support: full
