@@ -39,7 +39,7 @@ def fleet(fig_data):
             continue
         axis.plot(sizes, medians, marker="o", color=COLORS[key], label=name)
         dots = [(r["relays"], value(r)) for r in fig_data["runs"] if value(r) is not None]
-        axis.scatter([x for x, _ in dots], [y for _, y in dots], color=COLORS[key], alpha=0.3, s=14)
+        axis.scatter(*zip(*dots), color=COLORS[key], alpha=0.3, s=14)
     pings = [fig_data["median"][str(size)].get("ping_seconds") for size in sizes]
     if None not in pings:
         axis.plot(sizes, [1.5 * ping for ping in pings], linestyle="--", color=COLORS["target"], label="target: 1.5 x ping")
@@ -63,7 +63,7 @@ def failover(fig_data):
             continue
         params = ", ".join(f"{key.removeprefix('smtp_')} {value}" for key, value in fig_data["settings"][setting].items())
         legend = f"{name} ({params})"
-        bars = axis.bar([x for x, _ in shown], [y for _, y in shown], width, color=COLORS[setting], label=legend)
+        bars = axis.bar(*zip(*shown), width, color=COLORS[setting], label=legend)
         axis.bar_label(bars, fmt="%.1f s", fontsize=8, padding=2)
     axis.axhline(6, linestyle="--", color=COLORS["target"], label="target: 6 s")
     axis.set_xticks(range(len(cases)), [CASES[case].replace(", ", ",\n") for case in cases])
