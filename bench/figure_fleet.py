@@ -2,8 +2,9 @@
 
 Each run starts the relays of every size at once (booting them is not measured), then for one size after
 the other, each on its own relays: the first converge, `ansible -m ping` over those N relays, the no-op
-rerun. At the end of the run it removes them all: a converged relay is idle, and removing containers can
-make the lab's DNS miss look-ups (the next converge's preflight) for a moment.
+rerun, and the no-op with Ansible's fact cache (the role's setup task skipped). At the end of the run it
+removes them all: a converged relay is idle, and removing containers can make the lab's DNS miss look-ups
+(the next converge's preflight) for a moment.
 """
 from lab import PREINSTALLED_IMAGE, fleet_names, log, median, ratio
 
@@ -26,11 +27,15 @@ def measure(bench):
             names = everyone[offset:offset + size]
             offset += size
             first = ansible.converge(names, f"fleet-{number}-{size}-first")
-            ping = ansible.ping(names, f"fleet-{number}-{size}-ping")
+            pinged = ansible.ping(names, f"fleet-{number}-{size}-ping")
+            ping = pinged["seconds"]
             noop = ansible.converge(names, f"fleet-{number}-{size}-noop")
-            results.append({"run": number, "relays": size, "first": first, "ping_seconds": ping, "noop": noop,
-                            "noop_to_ping": ratio(noop["seconds"], ping)})
-            log(f"  {size} relay(s): first {first['seconds']} s, ping {ping} s, no-op {noop['seconds']} s")
+            cached = ansible.noop_with_cached_facts(names, f"fleet-{number}-{size}-noop-cached-facts")
+            results.append({"run": number, "relays": size, "first": first, "ping_seconds": ping, "ping": pinged, "noop": noop,
+                            "noop_to_ping": ratio(noop["seconds"], ping), "noop_cached_facts": cached,
+                            "noop_cached_facts_to_ping": ratio(cached["seconds"], ping)})
+            log(f"  {size} relay(s): first {first['seconds']} s, ping {ping} s, no-op {noop['seconds']} s, "
+                f"with cached facts {cached['seconds']} s")
         if bench.keep_fleet and number == runs:
             lab.ready.update(everyone)
         else:
@@ -38,9 +43,13 @@ def measure(bench):
     medians = {}
     for size in sizes:
         mine = [r for r in results if r["relays"] == size]
+        cpu = {f"{run}_{where}_cpu_seconds": median([r[run].get(f"{where}_cpu_seconds") for r in mine])
+               for run in ("ping", "noop", "noop_cached_facts") for where in ("controller", "hosts")}
         medians[str(size)] = {"first_seconds": median([r["first"]["seconds"] for r in mine]),
                               "ping_seconds": median([r["ping_seconds"] for r in mine]),
                               "noop_seconds": median([r["noop"]["seconds"] for r in mine]),
                               "noop_changed": median([r["noop"]["changed"] for r in mine]),
-                              "noop_to_ping": median([r["noop_to_ping"] for r in mine])}
+                              "noop_to_ping": median([r["noop_to_ping"] for r in mine]),
+                              "noop_cached_facts_seconds": median([r["noop_cached_facts"]["seconds"] for r in mine]),
+                              "noop_cached_facts_to_ping": median([r["noop_cached_facts_to_ping"] for r in mine]), **cpu}
     return {"packages": "preinstalled" if bench.fleet_image == PREINSTALLED_IMAGE else "fresh", "runs": results, "median": medians}

@@ -10,6 +10,8 @@ from lab import ROOT, git
 
 HISTORY_JSON = ROOT / "docs" / "bench-history.json"
 RAW_PATH = "docs/bench-raw.json"
+# What tells one machine from another: seconds measured on two of them do not compare.
+MACHINE = ("cpu_model", "cpus", "memory_gib", "kernel", "podman", "ansible_core")
 
 
 def load():
@@ -29,6 +31,7 @@ def entry(data, source):
     mach = data["machine"]
     return {"date": mach["date"], "source": source, "commit": mach.get("commit"), "commit_subject": mach.get("commit_subject"),
             "dirty": mach.get("dirty"), "connection": mach.get("connection"), "settings": data.get("settings"),
+            "machine": {key: mach.get(key) for key in MACHINE},
             "total_seconds": data.get("total_seconds"),
             "medians": {name: figure["median"] for name, figure in data["figures"].items()}}
 

@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import statistics
 import subprocess
@@ -72,6 +73,9 @@ PACKAGE_INSTALL = ("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get
 # An nftables rule that silently drops SMTP submission packets (the upstream "drops packets").
 DROP_SMTP = ("nft add table inet bn && nft add chain inet bn input '{ type filter hook input priority 0; }'"
              " && nft add rule inet bn input tcp dport '{ 587, 465 }' drop")
+
+# A container's CPU time in nanoseconds as podman's cgroupfs manager keeps it under cgroup v1 (as here).
+CPU_USAGE = "/sys/fs/cgroup/cpuacct/libpod_parent/libpod-{id}/cpuacct.usage"
 
 # profile_tasks' summary lines: "role : Task name ------ 12.34s".
 TASK_TIME = re.compile(r"^(.+?) -{2,} (\d+\.\d+)s$", re.M)
@@ -167,11 +171,21 @@ class Lab:
                    "--ip", address(name), "--mac-address", mac_address(name), "--label", f"{LABEL}=container"]
             cmd += [arg for cap in caps for arg in ("--cap-add", cap)]
             cmd += ["--network-alias", alias] if alias else []
-            self.ids[name] = run(cmd + [image or self.base]).stdout.strip()[:12]
+            self.ids[name] = run(cmd + [image or self.base]).stdout.strip()
             self.started.append(name)
             # "degraded" is fine (some units do not start in a container); the boot is over either way.
             run(["podman", "exec", name, "systemctl", "is-system-running", "--wait"], check=False, timeout=120)
         in_parallel(start_one, names)
+
+    def cpu_seconds(self, names):
+        """CPU seconds the containers used so far (their cgroups' cpuacct.usage, cgroup v1), None where unknown."""
+        total = 0
+        for name in names:
+            usage = Path(CPU_USAGE.format(id=self.ids.get(name, "none")))
+            if not usage.exists():
+                return None
+            total += int(usage.read_text(encoding="utf-8")) / 1e9
+        return round(total, 3)
 
     def remove(self, names):
         """Remove containers now (they are not needed by later steps)."""
@@ -261,7 +275,7 @@ class Ansible:
                 "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
                 # One master connection per container, as Ansible keeps one per host (ControlPersist);
                 # keyed by the container ID because the bench reuses names and addresses.
-                "ansible_control_path_dir": str(WORK / "cp" / self.lab.ids.get(name, name))}
+                "ansible_control_path_dir": str(WORK / "cp" / self.lab.ids.get(name, name)[:12])}
 
     def inventory(self, relays):
         """Write an inventory with the lab's groups; the sinks are always there for lab.yml's look-ups."""
@@ -275,24 +289,34 @@ class Ansible:
         path.write_text(json.dumps(data, indent=1), encoding="utf-8")
         return path
 
-    def _run(self, cmd, label):
-        """Run an Ansible command, keep its output under .tmp/bench/logs, fail with its tail."""
-        seconds, proc = timed(subprocess.run, cmd, env=self.env, capture_output=True, text=True, check=False)
+    def _run(self, cmd, label, hosts, env=None):
+        """Run an Ansible command, keep its output under .tmp/bench/logs, fail with its tail.
+
+        Returns the wall seconds, the CPU seconds that Ansible (with its forks and ssh clients) used on the
+        controller and that the hosts' containers used meanwhile (the lab's hosts share the controller's CPUs),
+        and the output."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        hosts_before = self.lab.cpu_seconds(hosts)
+        seconds, proc = timed(subprocess.run, cmd, env=dict(self.env, **(env or {})), capture_output=True, text=True, check=False)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        hosts_after = self.lab.cpu_seconds(hosts)
         (self.logs / f"{label}.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
         if proc.returncode != 0:
             raise BenchError(f"{label} failed ({proc.returncode}), see {self.logs}/{label}.log:\n{proc.stdout[-4000:]}")
-        return seconds, proc.stdout
+        cpu = {"controller_cpu_seconds": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 3),
+               "hosts_cpu_seconds": None if None in (hosts_before, hosts_after) else round(hosts_after - hosts_before, 3)}
+        return seconds, cpu, proc.stdout
 
-    def playbook(self, playbook, relays, label, forks=5, extra_vars=None):
+    def playbook(self, playbook, relays, label, forks=5, extra_vars=None, env=None):
         """Wall seconds, the play recap (tasks that ran, changed, skipped) summed over the relays, and task times."""
         cmd = [str(BIN / "ansible-playbook"), "-i", str(self.inventory(relays)), "-f", str(forks), str(playbook)]
         if extra_vars:
             cmd += ["-e", json.dumps(extra_vars)]
-        seconds, out = self._run(cmd, label)
+        seconds, cpu, out = self._run(cmd, label, relays, env)
         recap = {m.group(1): [int(x) for x in m.groups()[1:]] for m in RECAP.finditer(out)}
         hosts = [recap[name] for name in relays if name in recap]
         # The recap's ok= counts every task that ran on the host, changed ones included.
-        return {"seconds": seconds, "hosts": len(hosts), "tasks": sum(h[0] for h in hosts),
+        return {"seconds": seconds, **cpu, "hosts": len(hosts), "tasks": sum(h[0] for h in hosts),
                 "changed": sum(h[1] for h in hosts), "skipped": sum(h[4] for h in hosts),
                 "slowest_tasks": {name.strip(): float(sec) for name, sec in TASK_TIME.findall(out)}}
 
@@ -300,10 +324,21 @@ class Ansible:
         """molecule/shared/converge.yml (the relay role with the lab's upstreams) on relays, forks = their number."""
         return self.playbook(CONVERGE, relays, label, forks=len(relays), extra_vars=extra_vars)
 
+    def noop_with_cached_facts(self, relays, label):
+        """The no-op rerun with Ansible's jsonfile fact cache: a first run fills it (the role's setup task runs),
+        the second, measured, finds the OS facts there and skips the setup task: what the no-op costs without it."""
+        cache = WORK / "facts" / label
+        env = {"ANSIBLE_CACHE_PLUGIN": "ansible.builtin.jsonfile", "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(cache),
+               "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "86400"}
+        self.playbook(CONVERGE, relays, f"{label}-fill", forks=len(relays), env=env)
+        return self.playbook(CONVERGE, relays, label, forks=len(relays), env=env)
+
     def ping(self, hosts, label):
-        """Wall seconds of `ansible -m ping` over hosts (forks = their number): the floor any play against them pays."""
+        """`ansible -m ping` over hosts (forks = their number), the floor any play against them pays: its wall seconds
+        and CPU seconds (see _run)."""
         cmd = [str(BIN / "ansible"), "-i", str(self.inventory(hosts)), "relays", "-f", str(len(hosts)), "-m", "ansible.builtin.ping"]
-        return self._run(cmd, label)[0]
+        seconds, cpu, _out = self._run(cmd, label, hosts)
+        return {"seconds": seconds, **cpu}
 
 
 def set_postfix(name, parameters):

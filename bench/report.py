@@ -50,12 +50,14 @@ def targets(figs):
 
     conv = dig(figs, "converge", "median") or {}
     row("no-op rerun at most 1.5x `ansible -m ping` on the same host", conv.get("noop_to_ping"), "x", 1.5,
-        f"no-op {fmt(conv.get('noop_seconds'), ' s')}, ping {fmt(conv.get('ping_seconds'), ' s')}")
+        f"no-op {fmt(conv.get('noop_seconds'), ' s')}, ping {fmt(conv.get('ping_seconds'), ' s')}; with cached facts "
+        f"{fmt(conv.get('noop_cached_facts_seconds'), ' s')} ({fmt(conv.get('noop_cached_facts_to_ping'), 'x', 2)})")
     row("first converge at most the package install + 5 s", conv.get("first_minus_packages_seconds"), " s", 5,
         f"first converge {fmt(conv.get('first_seconds'), ' s')}, package install {fmt(conv.get('package_install_seconds'), ' s')}")
     for size, med in (dig(figs, "fleet", "median") or {}).items():
         row(f"fleet of {size}: no-op at most 1.5x `ansible -m ping` over the same {size}", med.get("noop_to_ping"), "x", 1.5,
-            f"no-op {fmt(med.get('noop_seconds'), ' s')}, ping {fmt(med.get('ping_seconds'), ' s')}")
+            f"no-op {fmt(med.get('noop_seconds'), ' s')}, ping {fmt(med.get('ping_seconds'), ' s')}; with cached facts "
+            f"{fmt(med.get('noop_cached_facts_seconds'), ' s')} ({fmt(med.get('noop_cached_facts_to_ping'), 'x', 2)})")
     fail = dig(figs, "failover", "median") or {}
     for case in ("dropped", "multi_dropped"):
         row(f"failover to B at most 6 s when {FAILOVER_CASES[case]}", fail.get(f"role_{case}"), " s", 6,
@@ -94,9 +96,17 @@ def render_converge(fig):
         ("no-op rerun", fmt(med["noop_seconds"], " s"), f"{med['noop_tasks']:.0f} / {med['noop_changed']:.0f}",
          each([r["noop"]["seconds"] for r in runs])),
         ("no-op rerun / ping floor", fmt(med["noop_to_ping"], "x", 2), "", each([r["noop_to_ping"] for r in runs], 2)),
+        ("no-op rerun with cached facts (jsonfile fact cache: the role's setup task skipped)", fmt(med.get("noop_cached_facts_seconds"), " s"),
+         "", each([r.get("noop_cached_facts", {}).get("seconds") for r in runs])),
+        ("no-op rerun with cached facts / ping floor", fmt(med.get("noop_cached_facts_to_ping"), "x", 2), "",
+         each([r.get("noop_cached_facts_to_ping") for r in runs], 2)),
     ]
     lines = ["| measure | median | tasks run / changed | runs |", "|---|---:|---:|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    cpu = [f"{fmt(median([r.get(run, {}).get('controller_cpu_seconds') for r in runs]), ' s', 2)} / "
+           f"{fmt(median([r.get(run, {}).get('hosts_cpu_seconds') for r in runs]), ' s', 2)}" for run in ("ping", "noop", "noop_cached_facts")]
+    lines += ["", "CPU seconds (median): Ansible on the controller (with its forks and ssh clients) / the relay's container:", "",
+              "| `ansible -m ping` | no-op rerun | no-op rerun, cached facts |", "|---:|---:|---:|", "| " + " | ".join(cpu) + " |"]
     return lines + task_table(runs, "first", "Tasks of the first converge") + task_table(runs, "noop", "Tasks of the no-op rerun")
 
 
@@ -104,7 +114,7 @@ def render_fleet(fig):
     """Table of figure 2."""
     lines = [f"Packages: {fig['packages']} (see below).", "",
              "| relays (forks) | first converge | per relay | `ansible -m ping` | no-op rerun | per relay | no-op / ping | no-op changed "
-             "| runs: first / ping / no-op |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| no-op, cached facts | cached / ping | runs: first / ping / no-op |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for size, med in fig["median"].items():
         mine = [r for r in fig["runs"] if str(r["relays"]) == size]
         count = int(size)
@@ -112,7 +122,16 @@ def render_fleet(fig):
                             (lambda r: r["first"]["seconds"], lambda r: r.get("ping_seconds"), lambda r: r["noop"]["seconds"]))
         lines.append(f"| {size} | {fmt(med['first_seconds'], ' s')} | {fmt(med['first_seconds'] / count, ' s')} | "
                      f"{fmt(med.get('ping_seconds'), ' s')} | {fmt(med['noop_seconds'], ' s')} | {fmt(med['noop_seconds'] / count, ' s')} | "
-                     f"{fmt(med.get('noop_to_ping'), 'x', 2)} | {med['noop_changed']:.0f} | {spread} |")
+                     f"{fmt(med.get('noop_to_ping'), 'x', 2)} | {med['noop_changed']:.0f} | {fmt(med.get('noop_cached_facts_seconds'), ' s')} | "
+                     f"{fmt(med.get('noop_cached_facts_to_ping'), 'x', 2)} | {spread} |")
+    lines += ["", "CPU seconds of each play (median): Ansible on the controller (with its forks and ssh clients) and the relays' "
+              "containers, which share the controller's CPUs in this lab:", "",
+              "| relays | ping: controller / relays | no-op: controller / relays | no-op, cached facts: controller / relays |",
+              "|---:|---:|---:|---:|"]
+    for size, med in fig["median"].items():
+        cells = [f"{fmt(med.get(f'{run}_controller_cpu_seconds'), ' s')} / {fmt(med.get(f'{run}_hosts_cpu_seconds'), ' s')}"
+                 for run in ("ping", "noop", "noop_cached_facts")]
+        lines.append(f"| {size} | {' | '.join(cells)} |")
     return lines + ["", "![Fleet scaling](performance/fleet.png)"]
 
 
@@ -124,7 +143,7 @@ def render_failover(fig):
     multi = fig.get("multi", {})
     if multi:
         lines += ["", f"`{multi['name']}` resolves, on the relays, to {', '.join(multi['addresses'])} (one container each)."]
-    lines += ["", "| primary | setting | median | runs | addresses Postfix gave up on (per run) |", "|---|---|---:|---|---|"]
+    lines += ["", "| primary | setting | median | runs | addresses whose connect timed out, from the relay's log (per run) |", "|---|---|---:|---|---|"]
     for case, label in FAILOVER_CASES.items():
         for setting, setting_label in FAILOVER_SETTINGS.items():
             mine = [r for r in fig["runs"] if r["setting"] == setting and r["case"] == case]
@@ -188,8 +207,13 @@ def compare(current, previous):
     if not previous:
         return ["No earlier run is recorded in [bench-history.json](bench-history.json)."]
     old = {name: (value, unit) for name, value, unit in headlines(previous["medians"])}
-    lines = [f"Previous recorded run: {label(previous)}.", "",
-             "| measure | previous run | this run | change |", "|---|---:|---:|---:|"]
+    lines = [f"Previous recorded run: {label(previous)}.", ""]
+    if previous.get("machine") != current.get("machine"):
+        differs = ", ".join(f"{key} {previous['machine'].get(key)} then, {value} now" for key, value in current["machine"].items()
+                            if previous["machine"].get(key) != value)
+        lines += [f"It ran on another machine or software ({differs}): seconds do not compare across machines; the ratios "
+                  "to a floor measured in the same run (no-op / ping, throughput / direct) and counts (tasks) do.", ""]
+    lines += ["| measure | previous run | this run | change |", "|---|---:|---:|---:|"]
     for name, value, unit in headlines(current["medians"]):
         before = old.get(name, (None, unit))[0]
         digits = 2 if unit == "x" else 1
