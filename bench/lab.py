@@ -77,6 +77,9 @@ DROP_SMTP = ("nft add table inet bn && nft add chain inet bn input '{ type filte
 # A container's CPU time in nanoseconds as podman's cgroupfs manager keeps it under cgroup v1 (as here).
 CPU_USAGE = "/sys/fs/cgroup/cpuacct/libpod_parent/libpod-{id}/cpuacct.usage"
 
+# Seconds a container may take to boot (systemctl is-system-running --wait).
+BOOT_TIMEOUT = 420
+
 # profile_tasks' summary lines: "role : Task name ------ 12.34s".
 TASK_TIME = re.compile(r"^(.+?) -{2,} (\d+\.\d+)s$", re.M)
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)", re.M)
@@ -93,7 +96,10 @@ def log(message):
 
 def run(cmd, stdin=None, timeout=900, check=True):
     """Run a command, return the CompletedProcess; raise BenchError with its output on failure."""
-    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+    try:
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as error:
+        raise BenchError(f"{shlex.join(cmd)} did not end within {timeout} s") from error
     if check and proc.returncode != 0:
         raise BenchError(f"{shlex.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
@@ -173,9 +179,28 @@ class Lab:
             cmd += ["--network-alias", alias] if alias else []
             self.ids[name] = run(cmd + [image or self.base]).stdout.strip()
             self.started.append(name)
-            # "degraded" is fine (some units do not start in a container); the boot is over either way.
-            run(["podman", "exec", name, "systemctl", "is-system-running", "--wait"], check=False, timeout=120)
+            self.wait_booted(name)
+        started = time.monotonic()
         in_parallel(start_one, names)
+        log(f"  {len(names)} container(s) booted in {time.monotonic() - started:.0f} s")
+
+    @staticmethod
+    def wait_booted(name):
+        """Wait until systemd in the container finished booting ("degraded" is fine: some units do not start in a
+        container). Polled, each look with a short timeout: right after the start systemctl may find no bus yet,
+        and under load one `is-system-running --wait` hung for minutes."""
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        state = None
+        while time.monotonic() < deadline:
+            try:
+                state = run(["podman", "exec", name, "systemctl", "is-system-running"], check=False, timeout=30).stdout.strip()
+            except BenchError:
+                state = "no answer within 30 s"
+            if state in ("running", "degraded"):
+                return
+            time.sleep(0.5)
+        jobs = run(["podman", "exec", name, "systemctl", "list-jobs", "--no-pager"], check=False, timeout=30).stdout
+        raise BenchError(f"{name} did not finish booting within {BOOT_TIMEOUT} s ({state}); its jobs:\n{jobs[-2000:]}")
 
     def cpu_seconds(self, names):
         """CPU seconds the containers used so far (their cgroups' cpuacct.usage, cgroup v1), None where unknown."""

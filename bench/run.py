@@ -35,6 +35,8 @@ import report
 from lab import FLEET_MAX, PREINSTALLED_IMAGE, ROOT, WORK, Ansible, BenchError, Lab, log, machine, set_up
 
 RAW_JSON = ROOT / "docs" / "bench-raw.json"
+# The shape of bench-raw.json's figures; a run of some figures keeps the others' only from a file of this shape.
+RAW_FORMAT = 2
 FIGURES = {module.KEY: module for module in (figure_converge, figure_fleet, figure_failover, figure_throughput)}
 
 
@@ -82,7 +84,9 @@ def publish(data, entries):
 
 def measure(figures, settings):
     """Set the lab up, measure the figures in order, tear the lab down; returns the raw data, or None on failure."""
-    data = json.loads(RAW_JSON.read_text(encoding="utf-8")) if RAW_JSON.exists() else {"figures": {}}
+    data = json.loads(RAW_JSON.read_text(encoding="utf-8")) if RAW_JSON.exists() else {}
+    if data.get("format") != RAW_FORMAT:
+        data = {"format": RAW_FORMAT, "figures": {}}
     data.update(machine=machine(settings["connection"]), settings=settings, command="make bench")
     lab = Lab(settings["connection"])
     bench = Bench(lab=lab, ansible=Ansible(lab), settings=settings, figures=figures,
