@@ -7,7 +7,7 @@ Usage: bench/run.py [converge|fleet|failover|throughput ...]   (default: all fou
 
 Every figure is the median of BENCH_RUNS runs (default 3), and every comparison is measured
 side by side inside each run, because the machine is shared: read the ratios, not the seconds.
-Environment: BENCH_RUNS, BENCH_FLEET ("1 4 8 16"), BENCH_FLEET_PACKAGES (preinstalled | fresh),
+Environment: BENCH_RUNS, BENCH_FLEET ("1 4 16"), BENCH_FLEET_PACKAGES (preinstalled | fresh),
 BENCH_CONNECTION (ssh | podman), BENCH_MESSAGES (500), BENCH_REFERENCE_MESSAGES (60), LAB_IMAGE, LAB_NETWORK,
 BENCH_KEEP=1 (leave the lab's containers and images for a look; `make clean-lab` removes them then).
 Writes docs/bench-raw.json (all runs), docs/bench-history.json (a run of all figures appends its medians),
@@ -56,7 +56,7 @@ class Bench:
 def settings_from_env():
     """BENCH_* settings, checked."""
     runs = int(os.environ.get("BENCH_RUNS", "3"))
-    sizes = [int(size) for size in os.environ.get("BENCH_FLEET", "1 4 8 16").split()]
+    sizes = [int(size) for size in os.environ.get("BENCH_FLEET", "1 4 16").split()]
     packages = os.environ.get("BENCH_FLEET_PACKAGES", "preinstalled")
     connection = os.environ.get("BENCH_CONNECTION", "ssh")
     messages = int(os.environ.get("BENCH_MESSAGES", "500"))
