@@ -15,7 +15,7 @@ import copy
 import re
 import uuid
 
-from lab import (LAB, MULTI_HOSTS, MULTI_NAME, UPSTREAM_A, UPSTREAM_B, BenchError, Lab, address, in_parallel, log, median,
+from lab import (DROP_SMTP, LAB, MULTI_HOSTS, MULTI_NAME, UPSTREAM_A, UPSTREAM_B, BenchError, Lab, address, in_parallel, log, median,
                  ready_relays, send_mail, set_postfix, wait_queue_empty, waiter, waiter_result)
 
 KEY = "failover"
@@ -34,9 +34,7 @@ TIMED_OUT = re.compile(r"connect to (\S+?)\[([0-9.]+)\]:\d+: Connection timed ou
 
 def break_upstream_a(case):
     """A refuses connections (Postfix stopped) or silently drops SMTP packets (nft)."""
-    Lab.sh(UPSTREAM_A, "systemctl stop postfix" if case == "refused" else
-           "nft add table inet bn && nft add chain inet bn input '{ type filter hook input priority 0; }'"
-           " && nft add rule inet bn input tcp dport '{ 587, 465 }' drop")
+    Lab.sh(UPSTREAM_A, "systemctl stop postfix" if case == "refused" else DROP_SMTP)
 
 
 def repair_upstream_a(case):
