@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright: Contributors to the smarthost.postfix collection
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -245,7 +244,7 @@ def serve(config, key_file, cert_file, log=None, now=time.time):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--config', required=True, help='JSON configuration')
     parser.add_argument('--key', required=True, help='RSA private key (PEM): TLS and token signatures')
     parser.add_argument('--cert', required=True, help='TLS certificate (PEM)')
@@ -260,5 +259,6 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+    # Line-buffered, so each log line reaches the journal at once.
     sys.stderr = os.fdopen(sys.stderr.fileno(), 'w', buffering=1)
     main()
