@@ -151,11 +151,12 @@ EXAMPLES = r"""
 - name: Credentials, TLS connection reuse and main.cf in one checked change, then reload
   smarthost.postfix.postfix_config:
     tables:
+      - path: /etc/postfix/tls_policy
+        entries: {"[smtp-a.example.net]:587": verify}
+        mode: "0644"
       - path: /etc/postfix/sasl_passwd
-        entries:
-          "[smtp-a.example.net]:587": "relay-a:{{ vault_relay_a_password }}"
+        entries: {"[smtp-a.example.net]:587": "relay-a:{{ vault_relay_a_password }}"}
         secret: true
-        exclusive: true
     type: hash
     master_cf_enable:
       - tlsproxy/unix
@@ -182,12 +183,6 @@ tables:
   returned: always
   type: list
   elements: dict
-  sample:
-    - changed: true
-      changed_keys: ["[smtp-a.example.net]:587"]
-      type: hash
-      map_path: /etc/postfix/sasl_passwd.db
-      path: /etc/postfix/sasl_passwd
 main_cf_changed:
   description: Whether C(main.cf) was (or in check mode would be) replaced.
   returned: always
