@@ -195,18 +195,18 @@ def label(entry):
     return f"{entry['date']} ({commit}{', uncommitted changes' if entry.get('dirty') else ''})"
 
 
-def compare(current, previous):
-    """This run's headline figures next to the previous recorded run's."""
+def compare(current, previous, called="Previous recorded run"):
+    """This run's headline figures next to an earlier recorded run's (the previous one, or a milestone)."""
     if not previous:
         return ["No earlier run is recorded in [bench-history.json](bench-history.json)."]
     old = {name: (value, unit) for name, value, unit in headlines(previous["medians"])}
-    lines = [f"Previous recorded run: {label(previous)}.", ""]
+    lines = [f"{called}: {label(previous)}.", ""]
     if previous.get("machine") != current.get("machine"):
         differs = ", ".join(f"{key} {previous['machine'].get(key)} then, {value} now" for key, value in current["machine"].items()
                             if previous["machine"].get(key) != value)
         lines += [f"It ran on another machine or software ({differs}): seconds do not compare across machines; the ratios "
                   "to a floor measured in the same run (no-op / ping, throughput / direct) and counts (tasks) do.", ""]
-    lines += ["| measure | previous run | this run | change |", "|---|---:|---:|---:|"]
+    lines += ["| measure | that run | this run | change |", "|---|---:|---:|---:|"]
     for name, value, unit in headlines(current["medians"]):
         before = old.get(name, (None, unit))[0]
         digits = 2 if unit == "x" else 1
@@ -319,6 +319,10 @@ def render(data, entries):
     out += ["", "## This run against the previous recorded run", ""]
     out += compare(current, previous[-1] if previous else None) if current else [
         "This run measured only some figures, so it is not in the history: run all of them to compare."]
+    # A milestone is a note recorded by hand in bench-history.json on the last run before a redesign.
+    for entry in (entry for entry in previous if entry.get("milestone")) if current else ():
+        out += ["", f"## This run against {entry['milestone']}", ""]
+        out += compare(current, entry, "That run")
     out += ["", "## History of the recorded runs", ""] + history_table(entries)
     return "\n".join(out + ["", method(data["settings"])])
 
