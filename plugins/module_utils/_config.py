@@ -3,13 +3,16 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""One checked change of Postfix's configuration: lookup tables, master.cf services and main.cf.
+"""One checked change of Postfix's configuration: lookup tables, plain files, master.cf and main.cf.
 
 Used by the postfix_config and relay_config modules. Private to the collection (leading underscore).
 A ConfigChange is planned (files read, differences and diffs computed, nothing written), checked
-(Postfix itself reads a staging copy of the new main.cf and master.cf), then applied (tables first,
-then master.cf, then main.cf, each replaced by a rename) and Postfix is reloaded. A refusal at any
-step before apply() leaves every live file as it was.
+(Postfix itself reads a staging copy of the new main.cf and master.cf), then applied (tables and plain
+files first, then master.cf, then main.cf, each replaced by a rename) and Postfix is reloaded. A
+refusal at any step before apply() leaves every live file as it was.
+
+master.cf changes are services to enable (commented out by the distribution) and a managed block of
+service definitions between BEGIN/END marker lines, which is replaced whole (or removed) on each run.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ import shutil
 import tempfile
 import time
 
-from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import PostfixCommands, PostfixError
+from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import SECRET_MASK, PostfixCommands, PostfixError
 from ansible_collections.smarthost.postfix.plugins.module_utils._tables import (
     apply_tables,
     check_config_directory,
     plan_tables,
+    private_umask,
     read_source,
 )
 
@@ -64,6 +68,44 @@ def enable_service(lines, spec):
     return lines, True
 
 
+def _block_lines(lines, marker):
+    """(start, end) of the lines of the block of marker in lines, its marker lines included, or None.
+
+    A BEGIN line without its END line after it is no block: nothing is taken away then.
+    """
+    begin, end = '# BEGIN %s' % marker, '# END %s' % marker
+    if begin not in lines or end not in lines[lines.index(begin):]:
+        return None
+    start = lines.index(begin)
+    return start, lines.index(end, start)
+
+
+def replace_block(text, marker, body, first=False):
+    """text with the block between '# BEGIN marker' and '# END marker' replaced by body ('' removes it).
+
+    The block goes first (first: where the first of duplicate keys wins, as in /etc/aliases) or last; a
+    line outside the markers is never touched.
+    """
+    lines = (text or '').split('\n')
+    found = _block_lines(lines, marker)
+    if found:
+        lines = lines[:found[0]] + lines[found[1] + 1:]
+    rest = '\n'.join(lines)
+    block = '# BEGIN %s\n%s# END %s\n' % (marker, body, marker) if body else ''
+    if first:
+        return block + rest
+    if block and rest and not rest.endswith('\n'):
+        rest += '\n'
+    return rest + block
+
+
+def read_block(text, marker):
+    """The body of the block between '# BEGIN marker' and '# END marker' in text, '' when there is none."""
+    lines = (text or '').split('\n')
+    found = _block_lines(lines, marker)
+    return ''.join(line + '\n' for line in lines[found[0] + 1:found[1]]) if found else ''
+
+
 def mynetworks_table(value):
     """A CIDR table source from a mynetworks value: one 'network ok' line per network.
 
@@ -91,6 +133,42 @@ def diff_entry(path, before, after):
     return {'before_header': path, 'after_header': path, 'before': before or '', 'after': after}
 
 
+def masked(text, changed=False):
+    """What a diff shows of a secret file: that it exists, and whether it changes; never a line of it."""
+    if text is None:
+        return ''
+    return SECRET_MASK + (' (changed)' if changed else '') + '\n'
+
+
+class PlainFile(object):
+    """A file written as given (a regexp table, a certificate): planned, diffed and applied by ConfigChange."""
+
+    def __init__(self, path, content, mode, secret):
+        self.path = path
+        self.content = content
+        self.mode = mode
+        self.secret = secret
+        self.before = read_source(path)
+        self.rewrite = self.before != content
+        self.mode_differs = self.before is not None and '%04o' % (os.stat(path).st_mode & 0o7777) != mode
+
+    @property
+    def changed(self):
+        return self.rewrite or self.mode_differs
+
+    def diff(self):
+        if self.secret:
+            return diff_entry(self.path, masked(self.before), masked(self.content, self.rewrite))
+        return diff_entry(self.path, self.before, self.content)
+
+    def apply(self, module):
+        if self.rewrite:
+            # Private until the mode is set: atomic_move gives a file it creates 0666 & ~umask.
+            with private_umask():
+                write_file(module, self.path, self.content, int(self.mode, 8))
+        module.set_fs_attributes_if_different(module.load_file_common_arguments(dict(mode=self.mode), path=self.path), False)
+
+
 class ConfigChange(object):
     """Tables, master.cf services and main.cf of one config directory, as one checked change."""
 
@@ -105,10 +183,12 @@ class ConfigChange(object):
         self.plans = []
         self.staging = None
 
-    def plan(self, main_cf=None, master_cf_enable=(), tables=(), map_type=None):
+    def plan(self, main_cf=None, master_cf_enable=(), tables=(), map_type=None, master_cf_block=None, files=()):
         """Read the live files and decide what changes; writes nothing.
 
         main_cf None leaves main.cf as it is. tables are entries of postmap's tables option.
+        master_cf_block is (marker, services): the managed block of master.cf ('' services: no block);
+        None leaves master.cf's blocks alone. files are (path, content, mode, secret) written as given.
         """
         self.main_before = read_source(self.main_path)
         self.main_after = main_cf if main_cf is not None else self.main_before
@@ -116,7 +196,7 @@ class ConfigChange(object):
             raise PostfixError('%s does not exist and main_cf is not given' % self.main_path)
         self.master_before = read_source(self.master_path)
         # Postfix reads master.cf too when it checks main.cf (postconf -n warns without one).
-        if self.master_before is None and (master_cf_enable or self.main_after != self.main_before):
+        if self.master_before is None and (master_cf_enable or master_cf_block or self.main_after != self.main_before):
             raise PostfixError('%s does not exist: install postfix' % self.master_path)
         lines, self.enabled = (self.master_before or '').splitlines(True), []
         for spec in master_cf_enable:
@@ -124,7 +204,11 @@ class ConfigChange(object):
             if changed:
                 self.enabled.append(spec)
         self.master_after = ''.join(lines) if self.enabled else self.master_before
+        if master_cf_block is not None and self.master_before is not None:
+            self.master_after = replace_block(self.master_after, master_cf_block[0], master_cf_block[1])
+        self.master_changed = self.master_after != self.master_before
         self.main_changed = self.main_after != self.main_before
+        self.files = [PlainFile(*item) for item in files]
         if tables:
             if self.main_before is None:
                 # postmap needs a main.cf: a directory without one is checked with the new one first.
@@ -138,17 +222,19 @@ class ConfigChange(object):
 
     @property
     def files_changed(self):
-        return self.main_changed or bool(self.enabled)
+        """Whether main.cf, master.cf or a plain file changes (tables: tables_changed)."""
+        return self.main_changed or self.master_changed or any(item.changed for item in self.files)
 
     def tables_changed(self, index=None):
         plans = self.plans if index is None else [self.plans[index]]
         return any(plan['rebuild'] for plan in plans)
 
     def diff(self):
-        """One diff per changed file, tables first (secret values masked), then master.cf and main.cf."""
+        """One diff per changed file, tables and plain files first (secrets masked), then master.cf and main.cf."""
         return [plan['diff'] for plan in self.plans if 'diff' in plan and plan['rebuild']] + [
+            item.diff() for item in self.files if item.rewrite] + [
             diff_entry(path, before, after) for path, before, after, differs in (
-                (self.master_path, self.master_before, self.master_after, bool(self.enabled)),
+                (self.master_path, self.master_before, self.master_after, self.master_changed),
                 (self.main_path, self.main_before, self.main_after, self.main_changed))
             if differs]
 
@@ -157,7 +243,7 @@ class ConfigChange(object):
 
         The staging directory, private and inside the config directory, stays until cleanup().
         """
-        if self.staging is not None or not self.files_changed:
+        if self.staging is not None or not (self.main_changed or self.master_changed):
             return
         self.staging = tempfile.mkdtemp(prefix='.staging.', dir=self.directory)
         write = dict(encoding='utf-8', errors='surrogateescape')
@@ -201,12 +287,14 @@ class ConfigChange(object):
             raise PostfixError('validate refused the new configuration (exit status %d): %s' % (rc, (err or out).strip()))
 
     def apply(self):
-        """Write what plan() decided, tables first (check mode: attributes reported only); the table results."""
+        """Write what plan() decided, tables and files first (check mode: attributes reported only); the table results."""
         results = apply_tables(self.module, self.postfix, self.plans)
         if self.module.check_mode:
             return results
+        for item in self.files:
+            item.apply(self.module)
         # master.cf before main.cf: main.cf may name a service that only the new master.cf defines.
-        if self.enabled:
+        if self.master_changed:
             write_file(self.module, self.master_path, self.master_after)
         if self.main_changed:
             write_file(self.module, self.main_path, self.main_after)

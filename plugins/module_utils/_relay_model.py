@@ -13,7 +13,16 @@ access to the host:
 - load() checks every field and every cross-field rule and returns a Relay, or raises InputError with
   one message per problem, each naming the field as the caller spells it (``relay_upstreams[0].port``);
 - Relay.wanted(host) computes the wanted state: main.cf parameter by parameter (MAIN_CF), the
-  master.cf services to enable, the lookup tables (entries, secret or not, mode) and the root alias.
+  master.cf services to enable and the block of the routes' transports, the lookup tables (entries,
+  secret or not, mode), the plain files (regexp tables, client certificates) and the root alias.
+
+Routes: the default route is ``upstreams`` (relayhost, smtp_fallback_relay, the ``smtp`` transport of
+main.cf). Each entry of ``routes`` is a route of its own: a master.cf smtp transport (ROUTE_TRANSPORT
+plus its name) whose ``-o`` overrides carry its own SASL map (only its own credentials), TLS policy map,
+wrappermode, fallback list, SASL mechanism filter and client certificate; mail reaches it by sender
+(sender_dependent_default_transport_maps) or by recipient domain (transport_maps). Settings Postfix
+keeps per transport, not per next-hop, are settings of a route (ROUTE_SETTINGS): the default route takes
+them from the top-level options of the same names.
 
 The relay_config module reads the live state, compares and applies; unit tests exercise every rule
 here directly. Private to the collection (leading underscore): no compatibility promise to others.
@@ -40,25 +49,53 @@ TLS_LEVELS = ('none', 'may', 'encrypt', 'verify', 'secure')
 DEFAULT_TLS = 'encrypt'
 ENCRYPTING_TLS = ('encrypt', 'verify', 'secure')
 VERIFYING_TLS = ('verify', 'secure')
+# The TLS policy's servername value that makes Postfix send the upstream's host name in SNI.
+SNI_HOSTNAME = 'hostname'
+# SASL mechanisms the preflight's probe speaks, in the order it prefers them (as Postfix's client with
+# the PLAIN/LOGIN plugin does); a route's mechanism filter may name these only.
+MECHANISMS = ('PLAIN', 'LOGIN', 'CRAM-MD5')
+DEFAULT_MECHANISMS = MECHANISMS[:2]
 MAP_TYPES = tuple(sorted(MAP_SUFFIXES))
 SESSION_CACHE_TYPES = ('btree', 'lmdb')
 INTERFACE_KEYWORDS = ('all', 'loopback-only')
 LOCAL_MYNETWORKS = ('127.0.0.0/8', '[::1]/128')
+# relay_sender_address rewrites the local domains only, or every sender the routes do not rewrite.
+SENDER_SCOPES = ('local', 'all')
 MAX_TIMEOUT = 300
 MAX_ADDRESS_LIMIT = 10
+MAX_CONCURRENCY = 100
+MAX_RATE_DELAY = 3600
 
 CONFIG_DIRECTORY = '/etc/postfix'
-# The relay's lookup tables in the config directory. A table the wanted state has no use for
-# (state absent, no credentials, no rewriting) is removed, source and compiled map of every type.
+# The relay's lookup tables and files in the config directory. A file the wanted state has no use for
+# (state absent, no credentials, no rewriting, a route gone) is removed, source and compiled map of
+# every type.
 SASL_MAP = 'relay_sasl_passwd'
 TLS_POLICY_MAP = 'relay_tls_policy'
 GENERIC_MAP = 'relay_generic'
+SENDER_ROUTES_MAP = 'relay_sender_routes'
+TRANSPORT_MAP = 'relay_transport'
+SENDER_CANONICAL_MAP = 'relay_sender_canonical'
+# Regexp tables (plain files, no compiled map): the From header rewriting and the SMTP allowlists.
+HEADER_CHECKS = 'relay_header_checks'
+SENDER_ALLOWLIST = 'relay_sender_allowlist'
+RECIPIENT_DOMAINS = 'relay_recipient_domains'
+# The default route's client certificate and key; a route's are ROUTE_FILE_PREFIX + name + these.
+CLIENT_CERT = 'relay_client.crt'
+CLIENT_KEY = 'relay_client.key'
+# A named route's files: ROUTE_FILE_PREFIX + route name + one of ROUTE_FILE_KINDS.
+ROUTE_FILE_PREFIX = 'relay_route_'
+ROUTE_FILE_KINDS = ('_sasl', '_tls', '_client.crt', '_client.key')
+# A named route's master.cf service and the prefix of its per-transport main.cf parameters.
+ROUTE_TRANSPORT = 'relay-'
+DEFAULT_TRANSPORT = 'smtp'
 # Written by releases before the relay model (the preflight's record): removed where found.
 LEGACY_FILES = ('relay_preflight.sha256',)
 SECRET_MODE = '0600'
 PUBLIC_MODE = '0644'
 ALIASES_PATH = '/etc/aliases'
 ALIASES_MARKER = 'root forward managed by smarthost.postfix.relay'
+MASTER_CF_MARKER = 'routes managed by smarthost.postfix.relay (relay_routes): local changes are overwritten'
 TLSPROXY_SERVICE = 'tlsproxy/unix'
 # A change of these needs a restart of Postfix (the master process binds the listeners); any other
 # change a reload.
@@ -67,6 +104,9 @@ MAIN_CF_HEADER = (
     '# Managed by smarthost.postfix (relay): local changes are overwritten.\n'
     '# Add parameters with {extra}. Credentials live in {sasl_map}, never here.\n'
 )
+# What SMTP clients are told when the allowlists refuse them (permanent: nothing is queued).
+SENDER_REFUSED = '554 5.7.1 Sender address not allowed on this relay'
+RECIPIENT_REFUSED = '554 5.7.1 Recipient domain not served by this relay'
 
 # Networks no public host is in. mynetworks outside them, wider than WIDE_PREFIX, is an open relay
 # for a large part of the Internet, so it needs allow_wide_mynetworks.
@@ -74,6 +114,8 @@ PRIVATE_NETWORKS = tuple(ipaddress.ip_network(net) for net in (
     '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16',
     'fc00::/7', 'fe80::/10', '::1/128'))
 WIDE_PREFIX = {4: 24, 6: 48}
+# Domain names that are this host's own: a domain route for them would send local mail away.
+LOCAL_NAMES = ('localhost', 'localhost.localdomain')
 
 # main.cf parameters that the model does not write but that would open relaying or take routing away
 # from it: refused in extra_parameters, with the variable to use instead. Every parameter the model
@@ -82,15 +124,12 @@ RELAY_CONTROLS = {
     'relay_domains': 'mynetworks',
     'mynetworks_style': 'mynetworks',
     'permit_mx_backup_networks': 'mynetworks',
-    'smtpd_recipient_restrictions': 'mynetworks',
     'smtpd_client_restrictions': 'mynetworks',
     'smtpd_authorized_xclient_hosts': 'mynetworks',
     'smtpd_upstream_proxy_protocol': 'mynetworks',
-    'transport_maps': 'upstreams',
     'default_transport': 'upstreams',
     'relay_transport': 'upstreams',
     'sender_dependent_relayhost_maps': 'upstreams',
-    'sender_dependent_default_transport_maps': 'upstreams',
     'smtp_sender_dependent_authentication': 'upstreams',
 }
 # Any fallback_relay (smtp_, lmtp_, or the old fallback_relay) is the model's to set.
@@ -103,27 +142,66 @@ _LOCAL_PART = re.compile(r'\A[A-Za-z0-9_%+=-]+(?:\.[A-Za-z0-9_%+=-]+)*\Z')
 _PARAMETER_NAME = re.compile(r'\A[A-Za-z][A-Za-z0-9_-]*\Z')
 _PATH = re.compile(r'\A(?:/[A-Za-z0-9._+-]+)+\Z')
 _DIGITS = re.compile(r'\A[0-9]{1,5}\Z')
+# A route's name: part of a master.cf service name, of file names and of per-transport parameter names.
+_ROUTE_NAME = re.compile(r'\A[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?\Z')
+# PEM as Postfix reads it: whole BEGIN/END blocks of base64 lines, nothing else (no headers, no text).
+_PEM_BLOCK = re.compile(r'-----BEGIN ([A-Z0-9 ]+)-----\n(?:[A-Za-z0-9+/=]{1,76}\n)+-----END \1-----\n')
+_PEM = re.compile(r'\A(?:%s)+\Z' % _PEM_BLOCK.pattern)
+CERTIFICATE_LABEL = 'CERTIFICATE'
+# Unencrypted keys only: Postfix cannot ask for a passphrase.
+PRIVATE_KEY_LABELS = ('PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY')
 _POSTFIX_HOST_VARIABLES = ('$myhostname', '$mydomain')
+# Characters that mean something in a POSIX extended regular expression (Postfix regexp tables).
+_ERE_SPECIAL = re.compile(r'([\\.^$|?*+()\[\]{}/])')
+# A whole address in a header: what may stand before and after it, and a local part of any sender.
+_HEADER_BEFORE = '(.*[<[:space:],:;])?'
+_HEADER_AFTER = '([>[:space:],;(].*)?'
+_ANY_LOCAL_PART = '[^<>@[:space:],:;"()]+'
 
 
 # ---- The input ---------------------------------------------------------------------------------------
 
-# One upstream SMTP server: an entry of upstreams. smtp_probe takes the same options.
+# One upstream SMTP server: an entry of upstreams (of the default route or of a route). smtp_probe
+# takes the same options.
 UPSTREAM_OPTIONS = dict(
     host=dict(type='str', required=True),
     port=dict(type='int', default=DEFAULT_PORT),
     mx_lookup=dict(type='bool', default=False),
     tls=dict(type='str', default=DEFAULT_TLS, choices=list(TLS_LEVELS)),
     implicit_tls=dict(type='bool', default=False),
+    servername=dict(type='str'),
     username=dict(type='str'),
     password=dict(type='str', no_log=True),
+)
+
+# What Postfix keeps per transport, not per next-hop: a route's, and the default route's as top-level
+# options of the same names.
+ROUTE_SETTINGS = dict(
+    sasl_mechanisms=dict(type='list', elements='str'),
+    tls_client_cert=dict(type='str'),
+    tls_client_key=dict(type='str', no_log=True),
+    concurrency_limit=dict(type='int'),
+    rate_delay=dict(type='int', default=0),
+)
+
+# One entry of routes.
+ROUTE_OPTIONS = dict(
+    ROUTE_SETTINGS,
+    name=dict(type='str', required=True),
+    senders=dict(type='list', elements='str', default=[]),
+    domains=dict(type='list', elements='str', default=[]),
+    upstreams=dict(type='list', elements='dict', required=True, options=UPSTREAM_OPTIONS),
+    sender_address=dict(type='str'),
+    keep_reply_to=dict(type='bool', default=False),
 )
 
 # The relay's input, as an AnsibleModule argument spec. The relay role passes its relay_* variables
 # under these names; tests/unit check that the role's argument spec documents the same defaults.
 OPTIONS = dict(
+    ROUTE_SETTINGS,
     state=dict(type='str', default='present', choices=list(STATES)),
     upstreams=dict(type='list', elements='dict', default=[], options=UPSTREAM_OPTIONS),
+    routes=dict(type='list', elements='dict', default=[], options=ROUTE_OPTIONS),
     mynetworks=dict(type='list', elements='str', default=list(LOCAL_MYNETWORKS)),
     allow_wide_mynetworks=dict(type='bool', default=False),
     inet_interfaces=dict(type='raw', default='loopback-only'),
@@ -135,7 +213,11 @@ OPTIONS = dict(
     myhostname=dict(type='str'),
     myorigin=dict(type='str', default='$myhostname'),
     sender_address=dict(type='str'),
+    sender_address_scope=dict(type='str', default='local', choices=list(SENDER_SCOPES)),
+    keep_reply_to=dict(type='bool', default=False),
     sender_rewrite=dict(type='dict', default={}),
+    sender_allowlist=dict(type='list', elements='str'),
+    recipient_domains=dict(type='list', elements='str'),
     root_forward=dict(type='str'),
     tls_connection_reuse=dict(type='bool', default=True),
     extra_parameters=dict(type='dict', default={}),
@@ -155,6 +237,11 @@ class InputError(Exception):
 def _default(spec):
     default = spec.get('default')
     return list(default) if isinstance(default, list) else dict(default) if isinstance(default, dict) else default
+
+
+def _values(raw, options):
+    """raw (a dict) with every option of options, None and missing ones replaced by their default."""
+    return dict((key, raw.get(key) if raw.get(key) is not None else _default(spec)) for key, spec in options.items())
 
 
 def _is_ip(text):
@@ -183,6 +270,23 @@ def nexthop(host, port, mx_lookup):
     return ('%s:%d' if mx_lookup else '[%s]:%d') % (host, port)
 
 
+def sni_name(host, tls, servername):
+    """The name Postfix sends in TLS SNI to an upstream, or None when it sends none.
+
+    Postfix sends SNI only when the TLS policy has servername=: the model writes the explicit servername,
+    or servername=hostname (the upstream's host name) for tls verify and secure, never for an IP address
+    (SNI carries DNS names only). The preflight's probe sends exactly this name, so that it cannot pass
+    against a server that serves another certificate without SNI while Postfix then fails.
+    """
+    if tls == 'none':
+        return None
+    if servername:
+        return servername
+    if tls in VERIFYING_TLS and not _is_ip(host):
+        return host
+    return None
+
+
 def postfix_network(network):
     """A mynetworks entry in Postfix notation: IPv6 as [addr]/len."""
     if network.version == 6:
@@ -199,6 +303,30 @@ def compatibility_level(mail_version):
     if len(numbers) == 2 and (int(numbers[0]), int(numbers[1])) < (3, 6):
         return '2'
     return '3.6'
+
+
+def ere_literal(text):
+    """text as a POSIX extended regular expression that matches exactly it (for Postfix regexp tables)."""
+    return _ERE_SPECIAL.sub(r'\\\1', text)
+
+
+def _address_pattern(key):
+    """The regexp for a sender key: the address itself, or any address in the domain of '@domain'."""
+    if key.startswith('@'):
+        return _ANY_LOCAL_PART + ere_literal(key)
+    return ere_literal(key)
+
+
+def _domain_pattern(key):
+    """The regexp for the domain part of an address: 'example.com' exactly, '.example.com' its subdomains."""
+    if key.startswith('.'):
+        return '@[^@]+' + ere_literal(key)
+    return '@' + ere_literal(key)
+
+
+def shown(text):
+    """A name (never a secret) as it may appear in a message: control characters shown as '?'."""
+    return CONTROL_CHARACTERS.sub('?', str(text))
 
 
 class _Checker(object):
@@ -270,16 +398,49 @@ class _Checker(object):
         if text is None:
             return None
         local, at, domain = text.rpartition('@')
-        if at and is_hostname(domain) and (_LOCAL_PART.match(local) or (domain_only and not local)):
+        if at and is_hostname(domain) and not _is_ip(domain) and (_LOCAL_PART.match(local) or (domain_only and not local)):
             return text
         self.fail(field, "'%s' is not a mail address (%s)" % (text, 'user@domain or @domain' if domain_only else 'user@domain'))
         return None
+
+    def domain(self, field, value):
+        """A domain name (no address literal), or '.domain' for its subdomains."""
+        text = self.text(field, value)
+        if text is None:
+            return None
+        name = text[1:] if text.startswith('.') else text
+        if is_hostname(name) and not _is_ip(name):
+            return text.lower()
+        self.fail(field, "'%s' is not a domain name (example.com, or .example.com for its subdomains)" % text)
+        return None
+
+    def strings(self, field, value, read):
+        """A list whose entries read() checks (read(field, entry)); None entries are dropped after an error."""
+        if not isinstance(value, list):
+            self.fail(field, 'must be a list')
+            return []
+        return [item for item in (read('%s[%d]' % (field, index), entry) for index, entry in enumerate(value))
+                if item is not None]
+
+    def pem(self, field, value, labels, single):
+        """PEM text of whole blocks with one of labels (one block if single); never shown in a message."""
+        if not isinstance(value, str):
+            self.fail(field, 'must be a string (PEM)')
+            return None
+        text = value.replace('\r\n', '\n')
+        text = text if text.endswith('\n') else text + '\n'
+        blocks = _PEM_BLOCK.findall(text)
+        if not _PEM.match(text) or not blocks or any(label not in labels for label in blocks) or (single and len(blocks) > 1):
+            self.fail(field, 'must be PEM: %s%s block%s and nothing else (no passphrase, no text around it)'
+                      % ('one ' if single else '', ' or '.join(labels), '' if single else 's'))
+            return None
+        return text
 
 
 class Upstream(object):
     """One upstream SMTP server, normalised: what Postfix and the preflight need of it."""
 
-    def __init__(self, field, host, port, mx_lookup, tls, implicit_tls, username, password):
+    def __init__(self, field, host, port, mx_lookup, tls, implicit_tls, username, password, servername=None):
         self.field = field
         self.host = host
         self.port = port
@@ -288,28 +449,44 @@ class Upstream(object):
         self.implicit_tls = implicit_tls
         self.username = username
         self.password = password
+        self.servername = servername
         self.nexthop = nexthop(host, port, mx_lookup)
+        self.sni = sni_name(host, tls, servername)
 
     @property
     def auth(self):
         """How the upstream authenticates: 'password' or 'none'."""
         return 'password' if self.username is not None else 'none'
 
+    def tls_policy(self):
+        """The TLS policy map value: the level, and servername= when Postfix is to send SNI."""
+        if self.sni is None:
+            return self.tls
+        return '%s servername=%s' % (self.tls, self.servername or SNI_HOSTNAME)
+
     def probe_params(self):
         """The options smtp_probe (module_utils._smtp) takes for this upstream."""
         return dict(host=self.host, port=self.port, mx_lookup=self.mx_lookup, tls=self.tls,
-                    implicit_tls=self.implicit_tls, username=self.username, password=self.password)
+                    implicit_tls=self.implicit_tls, servername=self.servername, username=self.username,
+                    password=self.password)
+
+
+def _entry(check, field, raw, options, least):
+    """One dict of a list (an upstream, a route) with every option (defaults filled in), or None if it is none."""
+    if not isinstance(raw, dict):
+        check.fail(field, 'must be a dict with at least %s' % least)
+        return None
+    unknown = sorted(set(raw) - set(options))
+    if unknown:
+        check.fail(field, 'unknown key(s) %s; known are %s' % (', '.join(map(str, unknown)), ', '.join(options)))
+    return _values(raw, options)
 
 
 def _upstream(check, field, raw, allow_plaintext):
-    if not isinstance(raw, dict):
-        check.fail(field, 'must be a dict with at least host')
-        return None
-    unknown = sorted(set(raw) - set(UPSTREAM_OPTIONS))
-    if unknown:
-        check.fail(field, 'unknown key(s) %s; known are %s' % (', '.join(map(str, unknown)), ', '.join(UPSTREAM_OPTIONS)))
-    values = dict((key, raw.get(key) if raw.get(key) is not None else _default(spec)) for key, spec in UPSTREAM_OPTIONS.items())
     before = len(check.errors)
+    values = _entry(check, field, raw, UPSTREAM_OPTIONS, 'host')
+    if values is None:
+        return None
     host = check.hostname(field + '.host', values['host'] if values['host'] is not None else '', ip=True)
     port = check.integer(field + '.port', values['port'], 1, 65535, 'a port')
     mx_lookup = check.flag(field + '.mx_lookup', values['mx_lookup'])
@@ -319,10 +496,29 @@ def _upstream(check, field, raw, allow_plaintext):
         check.fail(field, 'mx_lookup needs a domain name, not the address %s' % host)
     if implicit_tls and tls and tls not in ENCRYPTING_TLS:
         check.fail(field, 'implicit_tls needs tls encrypt, verify or secure, not %s' % tls)
+    servername = _servername(check, field, values['servername'], tls)
     username, password = _credentials(check, field, values, tls, allow_plaintext)
     if len(check.errors) > before:
         return None
-    return Upstream(field, host, port, mx_lookup, tls, implicit_tls, username, password)
+    return Upstream(field, host, port, mx_lookup, tls, implicit_tls, username, password, servername)
+
+
+def _servername(check, field, value, tls):
+    """An explicit SNI name: a DNS name (SNI carries no address), and only where TLS is possible."""
+    if value is None:
+        return None
+    name = check.hostname(field + '.servername', value)
+    if name is not None and _is_ip(name):
+        check.fail(field + '.servername', "'%s' is an IP address; SNI carries DNS names only" % name)
+        return None
+    if name is not None and name == SNI_HOSTNAME:
+        check.fail(field + '.servername', "'%s' is Postfix's keyword for the host name; leave servername unset "
+                                          "for the host name (the default with tls verify and secure)" % name)
+        return None
+    if name is not None and tls == 'none':
+        check.fail(field + '.servername', 'needs TLS; the upstream has tls none')
+        return None
+    return name
 
 
 def _credentials(check, field, values, tls, allow_plaintext):
@@ -345,10 +541,11 @@ def _credentials(check, field, values, tls, allow_plaintext):
     return username, password
 
 
-def _upstream_list(check, field, raw, allow_plaintext):
+def _upstream_list(check, field, raw, allow_plaintext, route_field=None):
     """An ordered list of upstreams: the first is the primary, the others its fallbacks."""
     if not isinstance(raw, list) or not raw:
-        check.fail(field, 'at least one upstream is required when %s is present' % check.name('state'))
+        when = '' if route_field else ' when %s is present' % check.name('state')
+        check.fail(field, 'at least one upstream is required' + when)
         return []
     upstreams = [_upstream(check, '%s[%d]' % (field, index), item, allow_plaintext) for index, item in enumerate(raw)]
     if None in upstreams:
@@ -361,8 +558,209 @@ def _upstream_list(check, field, raw, allow_plaintext):
     if len(set(upstream.implicit_tls for upstream in upstreams)) > 1:
         check.fail(field, 'implicit_tls (port 465) and STARTTLS upstreams cannot be mixed in one list of upstreams: '
                           'Postfix sets smtp_tls_wrappermode per transport, and a primary and its fallbacks share one; '
-                          'make all of them implicit_tls or none')
+                          'make all of them implicit_tls or none, or give the others a route of their own (%s)'
+                   % check.name('routes'))
     return upstreams
+
+
+class Route(object):
+    """The default route (upstreams) or one entry of routes: its upstreams and its transport's settings.
+
+    Postfix knows the default route as the smtp transport with relayhost and smtp_fallback_relay in
+    main.cf; a named route is a master.cf service of its own (ROUTE_TRANSPORT + name).
+    """
+
+    # What load() sets where the input has it (a route without rewriting, filter, certificate or limits).
+    sender_address = None
+    keep_reply_to = False
+    sasl_mechanisms = None
+    tls_client_cert = None
+    tls_client_key = None
+    concurrency_limit = None
+    rate_delay = 0
+
+    def __init__(self, name=None, field=''):
+        self.name = name
+        self.field = field
+        self.transport = DEFAULT_TRANSPORT if name is None else ROUTE_TRANSPORT + name
+        prefix = '' if name is None else ROUTE_FILE_PREFIX + name
+        self.sasl_map = SASL_MAP if name is None else prefix + ROUTE_FILE_KINDS[0]
+        self.tls_map = TLS_POLICY_MAP if name is None else prefix + ROUTE_FILE_KINDS[1]
+        self.cert_file = CLIENT_CERT if name is None else prefix + ROUTE_FILE_KINDS[2]
+        self.key_file = CLIENT_KEY if name is None else prefix + ROUTE_FILE_KINDS[3]
+        self.upstreams = []
+        self.senders = []
+        self.domains = []
+
+    def option(self, name):
+        """The field of one of this route's options, as load() names it (the default route's are top-level)."""
+        return name if self.name is None else '%s.%s' % (self.field, name)
+
+    @property
+    def label(self):
+        return 'default route' if self.name is None else 'route %s' % self.name
+
+    @property
+    def implicit_tls(self):
+        return bool(self.upstreams) and self.upstreams[0].implicit_tls
+
+    @property
+    def destination(self):
+        """transport:nexthop of the primary: the value of this route's sender and domain map entries."""
+        return '%s:%s' % (self.transport, self.upstreams[0].nexthop)
+
+    def sasl_entries(self):
+        """SASL password map: next-hop -> username:password, for upstreams with credentials.
+
+        Postfix looks the map up by the next-hop it is trying, so a fallback finds its own credentials;
+        a route's map holds only its own upstreams, so no password is ever sent to another route's.
+        """
+        return dict((u.nexthop, '%s:%s' % (u.username, u.password)) for u in self.upstreams if u.auth == 'password')
+
+    def tls_policy_entries(self):
+        return dict((u.nexthop, u.tls_policy()) for u in self.upstreams)
+
+    def security_level(self):
+        """The transport's default TLS level (each next-hop has its own in the policy map)."""
+        return 'encrypt' if all(u.tls in ENCRYPTING_TLS for u in self.upstreams) else 'may'
+
+    def mechanism_filter(self):
+        return ', '.join(self.sasl_mechanisms) if self.sasl_mechanisms else ''
+
+    def probe_mechanisms(self):
+        """The mechanisms the preflight may use for this route: its filter, else what Postfix's client prefers."""
+        return list(self.sasl_mechanisms or DEFAULT_MECHANISMS)
+
+    def qmgr_parameters(self):
+        """The per-transport main.cf parameters of a named route (the queue manager reads no -o of master.cf)."""
+        values = (('destination_concurrency_limit', self.concurrency_limit and str(self.concurrency_limit)),
+                  ('destination_rate_delay', self.rate_delay and '%ds' % self.rate_delay))
+        return [('%s_%s' % (self.transport, name), value) for name, value in values if value]
+
+    def service(self, relay):
+        """This named route's master.cf service: an smtp transport whose -o overrides are all its own.
+
+        Every setting a route may differ in is overridden, empty where the route has none, so that
+        nothing of the default route's main.cf (its SASL map, fallbacks, filter, certificate) applies.
+        """
+        overrides = [
+            ('syslog_name', 'postfix/$service_name'),
+            ('smtp_fallback_relay', ','.join(u.nexthop for u in self.upstreams[1:])),
+            ('smtp_sasl_auth_enable', 'yes' if self.sasl_entries() else 'no'),
+            ('smtp_sasl_password_maps', relay.map_spec(self.sasl_map) if self.sasl_entries() else ''),
+            ('smtp_sasl_mechanism_filter', ','.join(self.sasl_mechanisms or ())),
+            ('smtp_tls_policy_maps', relay.map_spec(self.tls_map)),
+            ('smtp_tls_security_level', self.security_level()),
+            ('smtp_tls_wrappermode', 'yes' if self.implicit_tls else 'no'),
+            ('smtp_tls_cert_file', relay.path(self.cert_file) if self.tls_client_cert else ''),
+            ('smtp_tls_key_file', relay.path(self.key_file) if self.tls_client_cert else ''),
+        ]
+        return '%-9s unix  -       -       n       -       -       smtp\n%s' % (
+            self.transport, ''.join('  -o %s=%s\n' % item for item in overrides))
+
+
+def _sender_keys(check, field, value):
+    return check.strings(field, value, lambda name, entry: _folded(check.address(name, entry, domain_only=True)))
+
+
+def _folded(text):
+    """An address or domain as Postfix compares it (keys fold to lower case)."""
+    return None if text is None else text.lower()
+
+
+def _mechanisms(check, field, value):
+    if value is None:
+        return None
+    names = check.strings(field, value, check.text)
+    mechanisms = []
+    for index, mechanism in enumerate(names):
+        mechanism = mechanism.upper()
+        if mechanism not in MECHANISMS:
+            check.fail('%s[%d]' % (field, index), "'%s' is not one of %s (the mechanisms the preflight can check)"
+                       % (mechanism, ', '.join(MECHANISMS)))
+        elif mechanism not in mechanisms:
+            mechanisms.append(mechanism)
+    if not names and isinstance(value, list):
+        check.fail(field, 'must name at least one mechanism; leave it unset for no filter')
+    return mechanisms or None
+
+
+def _route_settings(check, route, values):
+    """The settings Postfix keeps per transport (ROUTE_SETTINGS), checked against the route's upstreams."""
+    route.sasl_mechanisms = _mechanisms(check, route.option('sasl_mechanisms'), values['sasl_mechanisms'])
+    if route.sasl_mechanisms and route.upstreams and not route.sasl_entries():
+        check.fail(route.option('sasl_mechanisms'), 'no upstream of the %s has credentials: the filter would do nothing'
+                   % route.label)
+    cert, key = values['tls_client_cert'], values['tls_client_key']
+    if (cert is None) != (key is None):
+        check.fail(route.option('tls_client_cert'), '%s and %s go together; set both or neither'
+                   % (check.name(route.option('tls_client_cert')), check.name(route.option('tls_client_key'))))
+    elif cert is not None:
+        route.tls_client_cert = check.pem(route.option('tls_client_cert'), cert, (CERTIFICATE_LABEL,), single=False)
+        route.tls_client_key = check.pem(route.option('tls_client_key'), key, PRIVATE_KEY_LABELS, single=True)
+        if route.upstreams and all(u.tls == 'none' for u in route.upstreams):
+            check.fail(route.option('tls_client_cert'), 'a client certificate needs TLS; every upstream of the %s has tls none'
+                       % route.label)
+    if values['concurrency_limit'] is not None:
+        route.concurrency_limit = check.integer(route.option('concurrency_limit'), values['concurrency_limit'], 1,
+                                                MAX_CONCURRENCY, 'a number of connections')
+    route.rate_delay = check.integer(route.option('rate_delay'), values['rate_delay'], 0, MAX_RATE_DELAY,
+                                     'a number of seconds') or 0
+
+
+def _route(check, field, raw, allow_plaintext):
+    before = len(check.errors)
+    values = _entry(check, field, raw, ROUTE_OPTIONS, 'name and upstreams')
+    if values is None:
+        return None
+    name = check.text(field + '.name', values['name'] if values['name'] is not None else '')
+    if name is not None and not _ROUTE_NAME.match(name):
+        check.fail(field + '.name', "'%s' is not a route name (1-32 lower-case letters, digits and inner '-')" % name)
+        name = None
+    route = Route(name or 'invalid', field)
+    route.upstreams = _upstream_list(check, field + '.upstreams', values['upstreams'], allow_plaintext, route_field=field)
+    route.senders = _sender_keys(check, field + '.senders', values['senders'])
+    route.domains = check.strings(field + '.domains', values['domains'], check.domain)
+    if isinstance(values['senders'], list) and isinstance(values['domains'], list) and not values['senders'] \
+            and not values['domains']:
+        check.fail(field, 'a route needs senders, domains or both: they choose the mail it carries')
+    for index, domain in enumerate(route.domains):
+        if domain.lstrip('.') in LOCAL_NAMES:
+            check.fail('%s.domains[%d]' % (field, index), "'%s' is this host's own: a route would send local mail away"
+                       % domain)
+    if values['sender_address'] is not None:
+        route.sender_address = _folded(check.address(field + '.sender_address', values['sender_address']))
+        if not values['senders']:
+            check.fail(field + '.sender_address', 'rewriting is decided by the sender: the route needs senders')
+    route.keep_reply_to = check.flag(field + '.keep_reply_to', values['keep_reply_to'])
+    if route.keep_reply_to and values['sender_address'] is None:
+        check.fail(field + '.keep_reply_to', 'keeps the original sender when sender_address rewrites it; set sender_address')
+    _route_settings(check, route, values)
+    return route if len(check.errors) == before else None
+
+
+def _route_list(check, value, allow_plaintext):
+    if not isinstance(value, list):
+        check.fail('routes', 'must be a list of routes')
+        return []
+    routes = [_route(check, 'routes[%d]' % index, item, allow_plaintext) for index, item in enumerate(value)]
+    routes = [route for route in routes if route is not None]
+    owners = {}
+    for route in routes:
+        for kind, keys in (('name', [route.name]), ('sender', route.senders), ('domain', route.domains)):
+            for key in keys:
+                other = owners.setdefault((kind, key), route)
+                if other is not route:
+                    check.fail(route.field, "%s '%s' is %s's too; each belongs to one route"
+                               % (kind, key, check.name(other.field)))
+    # The queue holds the rewritten sender, which must route as the route's own senders do.
+    for route in routes:
+        if route.sender_address:
+            owner = owners.setdefault(('sender', route.sender_address), route)
+            if owner is not route:
+                check.fail(route.option('sender_address'), "'%s' belongs to %s: mail rewritten to it would take that "
+                           "route" % (route.sender_address, check.name(owner.field)))
+    return routes
 
 
 def _network(check, field, value, allow_wide):
@@ -428,8 +826,9 @@ def _extra_parameters(check, value):
         if not isinstance(name, str) or not _PARAMETER_NAME.match(name):
             check.fail(field, "'%s' is not a Postfix parameter name (letters, digits, '_' and '-')" % shown(name))
             continue
-        if name in owned or name in RELAY_CONTROLS or FALLBACK_PARAMETER.search(name):
-            instead = owned[name] if name in owned else RELAY_CONTROLS.get(name, 'upstreams')
+        if name in owned or name in RELAY_CONTROLS or FALLBACK_PARAMETER.search(name) or name.startswith(ROUTE_TRANSPORT):
+            instead = owned[name] if name in owned else RELAY_CONTROLS.get(
+                name, 'routes' if name.startswith(ROUTE_TRANSPORT) else 'upstreams')
             check.fail(field, 'is set by the relay itself (who may relay, where mail goes and how); %s'
                        % ('it cannot be changed' if instead is SET_BY_RELAY else 'use %s instead' % check.name(instead)))
             continue
@@ -441,11 +840,6 @@ def _extra_parameters(check, value):
         if text is not None:
             parameters.append((name, text.strip(BLANKS)))
     return parameters
-
-
-def shown(text):
-    """A name (never a secret) as it may appear in a message: control characters shown as '?'."""
-    return CONTROL_CHARACTERS.sub('?', str(text))
 
 
 def _rewrite(check, value):
@@ -462,6 +856,50 @@ def _rewrite(check, value):
     return entries
 
 
+def _covered(key, allowed, domain):
+    """Whether an allowlist (allowed) lets key through: itself, its @domain, or (domains) a '.parent'."""
+    if key in allowed:
+        return True
+    if not domain:
+        return '@' + key.rpartition('@')[2] in allowed
+    name = key.lstrip('.')
+    return any(entry.startswith('.') and name.endswith(entry) for entry in allowed)
+
+
+def _allowlists(check, relay, values):
+    """The SMTP allowlists; every route's senders and domains must pass them, or the route could not be used."""
+    relay.sender_allowlist = None if values['sender_allowlist'] is None else _sender_keys(
+        check, 'sender_allowlist', values['sender_allowlist'])
+    relay.recipient_domains = None if values['recipient_domains'] is None else check.strings(
+        'recipient_domains', values['recipient_domains'], check.domain)
+    for name, allowed, attribute, domain in (('sender_allowlist', relay.sender_allowlist, 'senders', False),
+                                             ('recipient_domains', relay.recipient_domains, 'domains', True)):
+        if values[name] is not None and not values[name]:
+            check.fail(name, 'must list at least one entry; leave it unset to allow all')
+        for route in relay.routes if allowed else ():
+            for index, key in enumerate(getattr(route, attribute)):
+                if not _covered(key, allowed, domain):
+                    check.fail('%s.%s[%d]' % (route.field, attribute, index), "'%s' is not in %s: SMTP clients could not "
+                               "use the route" % (key, check.name(name)))
+
+
+def _global_rewriting(check, relay, values):
+    relay.sender_address = None if values['sender_address'] is None else check.address('sender_address', values['sender_address'])
+    relay.sender_address_scope = check.choice('sender_address_scope', values['sender_address_scope'], SENDER_SCOPES)
+    relay.keep_reply_to = check.flag('keep_reply_to', values['keep_reply_to'])
+    if relay.sender_address_scope == 'all' and relay.sender_address is None and values['sender_address'] is None:
+        check.fail('sender_address_scope', 'all rewrites every sender to %s; set it' % check.name('sender_address'))
+    if relay.keep_reply_to and relay.sender_address_scope != 'all':
+        check.fail('keep_reply_to', 'keeps the original sender when %s: all rewrites it' % check.name('sender_address_scope'))
+    if relay.rewrites_all() and relay.sender_address:
+        target = relay.sender_address.lower()
+        for route in relay.routes:
+            if target in route.senders or target == route.sender_address:
+                check.fail('sender_address', "'%s' belongs to %s: mail rewritten to it would take that route"
+                           % (relay.sender_address, check.name(route.field)))
+    relay.sender_rewrite = _rewrite(check, values['sender_rewrite'])
+
+
 def load(params, prefix='', config_directory=CONFIG_DIRECTORY, aliases_path=ALIASES_PATH):
     """Check the whole input (OPTIONS names) and return the Relay, or raise InputError.
 
@@ -472,8 +910,7 @@ def load(params, prefix='', config_directory=CONFIG_DIRECTORY, aliases_path=ALIA
     unknown = sorted(set(params) - set(OPTIONS))
     if unknown:
         raise InputError(['%s%s: not an option of the relay' % (prefix, name) for name in unknown])
-    values = dict((name, params.get(name) if params.get(name) is not None else _default(spec))
-                  for name, spec in OPTIONS.items())
+    values = _values(params, OPTIONS)
     check = _Checker(prefix)
     relay = Relay()
     relay.state = check.choice('state', values['state'], STATES)
@@ -497,8 +934,11 @@ def load(params, prefix='', config_directory=CONFIG_DIRECTORY, aliases_path=ALIA
     relay.prefix = prefix
     relay.config_directory = config_directory
     relay.aliases_path = aliases_path
+    relay.default_route = Route()
     if relay.state == 'present':
-        relay.upstreams = _upstream_list(check, 'upstreams', values['upstreams'], relay.allow_plaintext_auth)
+        relay.default_route.upstreams = _upstream_list(check, 'upstreams', values['upstreams'], relay.allow_plaintext_auth)
+        _route_settings(check, relay.default_route, values)
+        relay.routes = _route_list(check, values['routes'], relay.allow_plaintext_auth)
         allow_wide = check.flag('allow_wide_mynetworks', values['allow_wide_mynetworks'])
         if not isinstance(values['mynetworks'], list):
             check.fail('mynetworks', 'must be a list of CIDRs')
@@ -506,9 +946,13 @@ def load(params, prefix='', config_directory=CONFIG_DIRECTORY, aliases_path=ALIA
             relay.mynetworks = [_network(check, 'mynetworks[%d]' % index, item, allow_wide)
                                 for index, item in enumerate(values['mynetworks'])]
         relay.inet_interfaces = _interfaces(check, values['inet_interfaces'])
-        relay.sender_address = (None if values['sender_address'] is None
-                                else check.address('sender_address', values['sender_address']))
-        relay.sender_rewrite = _rewrite(check, values['sender_rewrite'])
+        _global_rewriting(check, relay, values)
+        _allowlists(check, relay, values)
+        for route in relay.routes:
+            for index, domain in enumerate(route.domains):
+                if domain.lstrip('.') in (relay.myhostname, relay.myorigin):
+                    check.fail('%s.domains[%d]' % (route.field, index), "'%s' is this host's own: a route would send "
+                               "local mail away" % domain)
     if check.errors:
         raise InputError(check.errors)
     return relay
@@ -524,16 +968,31 @@ class Host(object):
         self.fqdn = fqdn
 
 
-class Table(object):
-    """A lookup table in the config directory: the entries it must hold, or None when it must go."""
+class _Owned(object):
+    """A file of the relay in the config directory: its name, whether it holds a secret (and so its mode)."""
 
-    def __init__(self, name, entries, secret=False, probe=False):
+    def __init__(self, name, secret, probe):
         self.name = name
-        self.entries = entries
         self.secret = secret
         self.mode = SECRET_MODE if secret else PUBLIC_MODE
         # Part of the upstream settings: a change is checked by the preflight before it goes live.
         self.probe = probe
+
+
+class Table(_Owned):
+    """A lookup table: the entries it must hold, or None when it must go."""
+
+    def __init__(self, name, entries, secret=False, probe=False):
+        super(Table, self).__init__(name, secret, probe)
+        self.entries = entries
+
+
+class File(_Owned):
+    """A plain file (a regexp table, a certificate): its text, or None when it must go."""
+
+    def __init__(self, name, content, secret=False, probe=False):
+        super(File, self).__init__(name, secret, probe)
+        self.content = content
 
 
 class Parameter(object):
@@ -558,8 +1017,8 @@ SAME = object()
 SET_BY_RELAY = None
 
 
-def _map(relay, name):
-    return '%s:%s/%s' % (relay.map_type, relay.config_directory, name)
+def _smtpd_check(relay, kind, name, wanted):
+    return '%s %s' % (kind, relay.map_spec(name, 'regexp')) if wanted else ''
 
 
 # main.cf, parameter by parameter, in the order they are written.
@@ -576,21 +1035,35 @@ MAIN_CF = (
               ', '.join(LOCAL_MYNETWORKS)),
     # reject (554), not Postfix's compatibility default defer (454): an open-relay probe gets a permanent no.
     Parameter('smtpd_relay_restrictions', 'mynetworks', lambda r, h: 'permit_mynetworks, reject_unauth_destination', SAME),
+    # The allowlists: permanent refusals at RCPT, so nothing is queued.
+    Parameter('smtpd_sender_restrictions', 'sender_allowlist',
+              lambda r, h: _smtpd_check(r, 'check_sender_access', SENDER_ALLOWLIST, r.sender_allowlist)),
+    Parameter('smtpd_recipient_restrictions', 'recipient_domains', lambda r, h: 'permit_auth_destination, ' + _smtpd_check(
+        r, 'check_recipient_access', RECIPIENT_DOMAINS, True) if r.recipient_domains else ''),
     Parameter('biff', SET_BY_RELAY, lambda r, h: 'no', SAME),
     Parameter('append_dot_mydomain', SET_BY_RELAY, lambda r, h: 'no', SAME),
     Parameter('relayhost', 'upstreams', lambda r, h: r.upstreams[0].nexthop, probe=True),
     Parameter('smtp_fallback_relay', 'upstreams', lambda r, h: ', '.join(u.nexthop for u in r.upstreams[1:]), probe=True),
-    Parameter('smtp_sasl_auth_enable', 'upstreams', lambda r, h: 'yes' if r.sasl_entries() else 'no', probe=True),
-    Parameter('smtp_sasl_password_maps', 'upstreams', lambda r, h: _map(r, SASL_MAP) if r.sasl_entries() else '', probe=True),
+    # Mail by sender and by recipient domain to the routes' transports; everything else to relayhost.
+    Parameter('sender_dependent_default_transport_maps', 'routes',
+              lambda r, h: r.map_spec(SENDER_ROUTES_MAP) if r.sender_route_entries() else ''),
+    Parameter('transport_maps', 'routes', lambda r, h: r.map_spec(TRANSPORT_MAP) if r.transport_entries() else ''),
+    Parameter('smtp_sasl_auth_enable', 'upstreams', lambda r, h: 'yes' if r.default_route.sasl_entries() else 'no', probe=True),
+    Parameter('smtp_sasl_password_maps', 'upstreams',
+              lambda r, h: r.map_spec(SASL_MAP) if r.default_route.sasl_entries() else '', probe=True),
     # Without TLS no plaintext mechanism (PLAIN/LOGIN) is used unless the user allowed it explicitly.
     Parameter('smtp_sasl_security_options', 'allow_plaintext_auth',
               lambda r, h: 'noanonymous' if r.allow_plaintext_auth else 'noanonymous, noplaintext', probe=True),
     Parameter('smtp_sasl_tls_security_options', 'allow_plaintext_auth', lambda r, h: 'noanonymous', probe=True),
-    Parameter('smtp_tls_security_level', 'upstreams',
-              lambda r, h: 'encrypt' if all(u.tls in ENCRYPTING_TLS for u in r.upstreams) else 'may', probe=True),
+    Parameter('smtp_sasl_mechanism_filter', 'sasl_mechanisms', lambda r, h: r.default_route.mechanism_filter(), probe=True),
+    Parameter('smtp_tls_security_level', 'upstreams', lambda r, h: r.default_route.security_level(), probe=True),
     Parameter('smtp_tls_wrappermode', 'upstreams', lambda r, h: 'yes' if r.upstreams[0].implicit_tls else '', probe=True),
-    Parameter('smtp_tls_policy_maps', 'upstreams', lambda r, h: _map(r, TLS_POLICY_MAP), probe=True),
+    Parameter('smtp_tls_policy_maps', 'upstreams', lambda r, h: r.map_spec(TLS_POLICY_MAP), probe=True),
     Parameter('smtp_tls_CAfile', 'tls_ca_file', lambda r, h: r.tls_ca_file, probe=True),
+    Parameter('smtp_tls_cert_file', 'tls_client_cert',
+              lambda r, h: r.path(CLIENT_CERT) if r.default_route.tls_client_cert else '', probe=True),
+    Parameter('smtp_tls_key_file', 'tls_client_key',
+              lambda r, h: r.path(CLIENT_KEY) if r.default_route.tls_client_cert else '', probe=True),
     Parameter('smtp_tls_loglevel', SET_BY_RELAY, lambda r, h: '1'),
     Parameter('smtp_tls_session_cache_database', 'session_cache_type',
               lambda r, h: '%s:${data_directory}/smtp_scache' % r.session_cache_type),
@@ -600,26 +1073,47 @@ MAIN_CF = (
     Parameter('smtp_connect_timeout', 'connect_timeout', lambda r, h: '%ds' % r.connect_timeout, probe=True),
     Parameter('smtp_helo_timeout', 'helo_timeout', lambda r, h: '%ds' % r.helo_timeout, probe=True),
     Parameter('smtp_mx_address_limit', 'upstream_address_limit', lambda r, h: str(r.upstream_address_limit)),
-    Parameter('smtp_generic_maps', 'sender_rewrite', lambda r, h: _map(r, GENERIC_MAP) if r.generic_entries(h) else ''),
+    # The default route's limits; a route's are its own transport's parameters (Route.qmgr_parameters).
+    Parameter('smtp_destination_concurrency_limit', 'concurrency_limit',
+              lambda r, h: str(r.default_route.concurrency_limit or '')),
+    Parameter('smtp_destination_rate_delay', 'rate_delay',
+              lambda r, h: '%ds' % r.default_route.rate_delay if r.default_route.rate_delay else ''),
+    Parameter('smtp_generic_maps', 'sender_rewrite', lambda r, h: r.map_spec(GENERIC_MAP) if r.generic_entries(h) else ''),
+    # Rewriting of any sender (a route's sender_address, or sender_address_scope all) when the message is
+    # received: the envelope sender by canonical map, the From header by header_checks, which also move
+    # the original From to Reply-To (keep_reply_to); Postfix then adds the From from the new envelope sender.
+    Parameter('sender_canonical_maps', 'sender_address', lambda r, h: r.canonical_spec()),
+    Parameter('sender_canonical_classes', 'sender_address', lambda r, h: 'envelope_sender' if r.canonical_spec() else ''),
+    Parameter('header_checks', 'sender_address', lambda r, h: r.map_spec(HEADER_CHECKS, 'regexp') if r.header_rules() else ''),
+    Parameter('always_add_missing_headers', 'keep_reply_to', lambda r, h: 'yes' if r.keeps_reply_to() else ''),
 )
 
 
 class Wanted(object):
     """The Postfix state a Relay wants on a host."""
 
-    def __init__(self, main_cf, parameters, tables, master_cf_enable, root_forward):
+    def __init__(self, main_cf, parameters, tables, files, master_cf_enable, master_cf_block, root_forward, routes):
         self.main_cf = main_cf                    # the whole text
         self.parameters = parameters              # dict name -> value, as written
         self.tables = tables                      # list of Table (entries None: remove)
+        self.files = files                        # list of File (content None: remove)
         self.master_cf_enable = master_cf_enable  # NAME/TYPE services
+        self.master_cf_block = master_cf_block    # the routes' services (between MASTER_CF_MARKER lines), '' for none
         self.root_forward = root_forward          # address, or None: no managed entry
+        self.routes = routes                      # the routes the preflight probes: the default first
 
     def removable(self, names, map_type):
         """Those of names (files in the config directory) that are the relay's and not wanted."""
+        suffixes = ('',) + tuple(MAP_SUFFIXES.values())
         keep = set(table.name + suffix for table in self.tables if table.entries is not None
                    for suffix in ('', MAP_SUFFIXES[map_type]))
-        owned = set(table.name + suffix for table in self.tables for suffix in ('',) + tuple(MAP_SUFFIXES.values()))
-        return sorted(name for name in names if name in (owned | set(LEGACY_FILES)) - keep)
+        keep.update(item.name for item in self.files if item.content is not None)
+        owned = set(table.name + suffix for table in self.tables for suffix in suffixes)
+        owned.update(item.name for item in self.files)
+        owned.update(LEGACY_FILES)
+        kinds, endings = '|'.join(map(re.escape, ROUTE_FILE_KINDS)), '|'.join(map(re.escape, suffixes))
+        routes = re.compile(r'\A%s[a-z0-9-]+(%s)(%s)\Z' % (re.escape(ROUTE_FILE_PREFIX), kinds, endings))
+        return sorted(name for name in names if (name in owned or routes.match(name)) and name not in keep)
 
     def probe_parameters(self, live):
         """Names of the upstream settings in main.cf whose value differs from the live main.cf's."""
@@ -632,33 +1126,160 @@ class Relay(object):
 
     config_directory = CONFIG_DIRECTORY
     aliases_path = ALIASES_PATH
-    upstreams = ()
+    default_route = Route()
+    routes = ()
     mynetworks = ()
     inet_interfaces = None
     sender_address = None
+    sender_address_scope = 'local'
+    keep_reply_to = False
     sender_rewrite = None
+    sender_allowlist = None
+    recipient_domains = None
+
+    @property
+    def upstreams(self):
+        """The default route's upstreams: relayhost and smtp_fallback_relay."""
+        return self.default_route.upstreams
+
+    def all_routes(self):
+        return [self.default_route] + list(self.routes)
+
+    def path(self, name):
+        return '%s/%s' % (self.config_directory, name)
+
+    def map_spec(self, name, map_type=None):
+        return '%s:%s' % (map_type or self.map_type, self.path(name))
 
     def sasl_entries(self):
-        """SASL password map: next-hop -> username:password, for upstreams with credentials.
-
-        Postfix looks the map up by the next-hop it is trying, so a fallback finds its own credentials.
-        """
-        return dict((u.nexthop, '%s:%s' % (u.username, u.password)) for u in self.upstreams if u.auth == 'password')
+        return self.default_route.sasl_entries()
 
     def tls_policy_entries(self):
-        return dict((u.nexthop, u.tls) for u in self.upstreams)
+        return self.default_route.tls_policy_entries()
 
     def local_domains(self, host):
         names = [self.myhostname or host.fqdn, self.myorigin, 'localhost', 'localhost.localdomain']
         return [name for index, name in enumerate(names) if not name.startswith('$') and name not in names[:index]]
 
     def generic_entries(self, host):
-        """smtp_generic_maps: sender_address catches every address of the local domains; sender_rewrite wins."""
+        """smtp_generic_maps: sender_address catches every address of the local domains; sender_rewrite wins.
+
+        With sender_address_scope all, sender_address rewrites every sender when the message is received
+        (sender_canonical_maps), the local domains' included, so it needs no generic entries.
+        """
         entries = {}
-        if self.sender_address:
+        if self.sender_address and not self.rewrites_all():
             entries.update(('@%s' % domain, self.sender_address) for domain in self.local_domains(host))
         entries.update(self.sender_rewrite or {})
         return entries
+
+    def rewrites_all(self):
+        return self.sender_address_scope == 'all' and bool(self.sender_address)
+
+    def sender_route_entries(self):
+        """sender_dependent_default_transport_maps: each route's senders, and its rewritten address, to its transport.
+
+        The queue holds the sender as rewritten on receipt, so a route's sender_address routes like its
+        senders; the global address (sender_address_scope all) stays with the default route (DUNNO) even
+        where its domain is a route's.
+        """
+        entries = {}
+        for route in self.routes:
+            for key in route.senders + ([route.sender_address] if route.sender_address else []):
+                entries[key] = route.destination
+        if self.rewrites_all() and '@' + self.sender_address.lower().rpartition('@')[2] in entries:
+            entries[self.sender_address.lower()] = 'DUNNO'
+        return entries
+
+    def transport_entries(self):
+        """transport_maps: each route's recipient domains ('.domain' for subdomains) to its transport."""
+        return dict((domain, route.destination) for route in self.routes for domain in route.domains)
+
+    def canonical_entries(self):
+        """sender_canonical_maps (hash): a route's senders to its sender_address; with a global rewrite,
+        the senders of the routes that do not rewrite stay as they are (an entry that maps to itself)."""
+        entries = {}
+        for route in self.routes:
+            if route.sender_address or self.rewrites_all():
+                entries.update((key, route.sender_address or key) for key in route.senders)
+        return entries
+
+    def canonical_spec(self):
+        specs = [self.map_spec(SENDER_CANONICAL_MAP)] if self.canonical_entries() else []
+        if self.rewrites_all():
+            specs.append('static:%s' % self.sender_address)
+        return ', '.join(specs)
+
+    def header_rules(self):
+        """The lines of the header_checks regexp table: the first that matches a From header acts.
+
+        A route's rule matches a From header that holds one of its senders; the global rule any other.
+        REPLACE From: rewrites it; with keep_reply_to the From header becomes Reply-To instead, and
+        Postfix adds a From from the envelope sender, which the canonical map rewrote.
+        """
+        rules = []
+        for route in self.routes:
+            if not route.sender_address and not self.rewrites_all():
+                continue
+            for key in route.senders:
+                pattern = '/^From:(%s%s%s)$/' % (_HEADER_BEFORE, _address_pattern(key), _HEADER_AFTER)
+                action = _from_action(route.sender_address, route.keep_reply_to) if route.sender_address else 'DUNNO'
+                rules.append('%s %s' % (pattern, action))
+        if self.rewrites_all():
+            rules.append('/^From:(.*)$/ %s' % _from_action(self.sender_address, self.keep_reply_to))
+        return rules
+
+    def keeps_reply_to(self):
+        """Whether a From header may become Reply-To (and Postfix must add the From that replaces it)."""
+        global_keep = self.rewrites_all() and self.keep_reply_to
+        return bool(global_keep) or any(route.keep_reply_to for route in self.routes)
+
+    def sender_allowlist_rules(self):
+        rules = ['/^%s$/ OK' % ere_literal(key) if not key.startswith('@') else '/%s$/ OK' % ere_literal(key)
+                 for key in self.sender_allowlist]
+        return rules + ['/./ %s' % SENDER_REFUSED]
+
+    def recipient_domain_rules(self):
+        return ['/%s$/ OK' % _domain_pattern(domain) for domain in self.recipient_domains] + ['/./ %s' % RECIPIENT_REFUSED]
+
+    def master_cf_services(self):
+        """The routes' master.cf services: the body of the block between the MASTER_CF_MARKER lines."""
+        return ''.join(route.service(self) for route in self.routes)
+
+    def tables(self, host, present):
+        """Every lookup table the relay may own, with the entries it wants now (None: remove)."""
+
+        def entries(value):
+            return (value or None) if present else None
+
+        tables = [
+            Table(SASL_MAP, entries(self.default_route.sasl_entries()), secret=True, probe=True),
+            Table(TLS_POLICY_MAP, self.default_route.tls_policy_entries() if present else None, probe=True),
+            Table(GENERIC_MAP, entries(self.generic_entries(host))),
+            Table(SENDER_ROUTES_MAP, entries(self.sender_route_entries())),
+            Table(TRANSPORT_MAP, entries(self.transport_entries())),
+            Table(SENDER_CANONICAL_MAP, entries(self.canonical_entries())),
+        ]
+        for route in self.routes if present else ():
+            tables.append(Table(route.sasl_map, route.sasl_entries() or None, secret=True, probe=True))
+            tables.append(Table(route.tls_map, route.tls_policy_entries(), probe=True))
+        return tables
+
+    def files(self, present):
+        """Every plain file the relay may own: regexp tables and client certificates (None: remove)."""
+
+        def text(lines):
+            return ''.join(line + '\n' for line in lines) if present and lines else None
+
+        files = [
+            File(HEADER_CHECKS, text(self.header_rules())),
+            File(SENDER_ALLOWLIST, text(self.sender_allowlist_rules() if self.sender_allowlist else [])),
+            File(RECIPIENT_DOMAINS, text(self.recipient_domain_rules() if self.recipient_domains else [])),
+        ]
+        for route in self.all_routes() if present else [self.default_route]:
+            files.append(File(route.cert_file, route.tls_client_cert if present else None, secret=True, probe=True))
+            files.append(File(route.key_file, route.tls_client_key if present else None, secret=True, probe=True))
+        return files
 
     def wanted(self, host):
         present = self.state == 'present'
@@ -673,14 +1294,17 @@ class Relay(object):
             if value:
                 parameters.append((parameter.name, value))
         if present:
+            for route in self.routes:
+                parameters.extend(route.qmgr_parameters())
             parameters.extend(self.extra_parameters)
-        header = MAIN_CF_HEADER.format(extra=self.prefix + 'extra_parameters',
-                                       sasl_map='%s/%s' % (self.config_directory, SASL_MAP))
+        header = MAIN_CF_HEADER.format(extra=self.prefix + 'extra_parameters', sasl_map=self.path(SASL_MAP))
         main_cf = header + ''.join('%s = %s\n' % item for item in parameters)
-        tables = [
-            Table(SASL_MAP, (self.sasl_entries() or None) if present else None, secret=True, probe=True),
-            Table(TLS_POLICY_MAP, self.tls_policy_entries() if present else None, probe=True),
-            Table(GENERIC_MAP, (self.generic_entries(host) or None) if present else None),
-        ]
         services = [TLSPROXY_SERVICE] if present and self.tls_connection_reuse else []
-        return Wanted(main_cf, dict(parameters), tables, services, self.root_forward if present else None)
+        return Wanted(main_cf, dict(parameters), self.tables(host, present), self.files(present), services,
+                      self.master_cf_services() if present else '', self.root_forward if present else None,
+                      self.all_routes() if present else [])
+
+
+def _from_action(address, keep_reply_to):
+    """The header_checks action for a From header that is to become address."""
+    return 'REPLACE Reply-To:$1' if keep_reply_to else 'REPLACE From: %s' % address

@@ -16,6 +16,7 @@ import base64
 import concurrent.futures
 import datetime
 import hmac
+import ipaddress
 import os
 import smtplib
 import socket
@@ -29,11 +30,12 @@ try:
 except ImportError:
     HAS_CRYPTOGRAPHY = False
 
-from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import ENCRYPTING_TLS, VERIFYING_TLS
+from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import (
+    ENCRYPTING_TLS,
+    VERIFYING_TLS,
+    sni_name,
+)
 
-# SASL mechanisms the probe speaks, in the order it prefers them (as Postfix's client with the
-# PLAIN/LOGIN plugin does).
-MECHANISMS = ('PLAIN', 'LOGIN', 'CRAM-MD5')
 # Shortest piece of a credential that counts as quoted in a server reply.
 QUOTE_WINDOW = 8
 WITHHELD = '(reply withheld: it quotes what was sent during AUTH)'
@@ -91,6 +93,72 @@ def build_tls_context(tls, ca_file=None):
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def _dns_name_matches(pattern, name):
+    """RFC 6125: a DNS name of a certificate matches name exactly, or as '*.rest' for one left-most label."""
+    pattern, name = pattern.lower().rstrip('.'), name.lower().rstrip('.')
+    if pattern.startswith('*.'):
+        label, dot, rest = name.partition('.')
+        return bool(label) and bool(dot) and rest == pattern[2:]
+    return pattern == name
+
+
+def certificate_matches(cert, host):
+    """Whether a verified peer certificate (getpeercert()) names host: its DNS or IP subjectAltNames.
+
+    Needed where SNI and the name checked differ (an explicit servername): the stdlib checks only the
+    name it sends, and has no public matcher since ssl.match_hostname went in Python 3.12.
+    """
+    names = (cert or {}).get('subjectAltName', ())
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return any(kind == 'DNS' and _dns_name_matches(value, host) for kind, value in names)
+    return any(kind == 'IP Address' and ipaddress.ip_address(value.strip()) == address for kind, value in names)
+
+
+class TlsClient(object):
+    """What smtplib gets as its SSL context: the TLS handshake as Postfix makes it with one upstream.
+
+    smtplib passes the host it connected to as server_hostname, which Python sends in SNI; Postfix sends
+    SNI only when the TLS policy says so (model.sni_name). So this sends sni (None: no SNI) and checks
+    the certificate against the host name (verify and secure), as Postfix does, whatever SNI was sent.
+    """
+
+    def __init__(self, tls, ca_file, host, sni, cert_file=None, key_file=None):
+        self.context = build_tls_context(tls, ca_file)
+        self.sni = sni
+        self.check = None
+        if tls in VERIFYING_TLS and sni != host and not (sni is None and _is_address(host)):
+            # The chain is still verified by OpenSSL; only the name check is ours (certificate_matches).
+            self.context.check_hostname = False
+            self.check = host
+        elif tls in VERIFYING_TLS:
+            self.sni = host  # the name checked; Python sends no SNI for an address, as Postfix sends none
+        if cert_file:
+            try:
+                self.context.load_cert_chain(cert_file, key_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise ProbeFailed('cannot load the TLS client certificate and key: %s'
+                                  % (getattr(exc, 'reason', None) or getattr(exc, 'strerror', None) or type(exc).__name__))
+
+    def wrap_socket(self, sock, server_hostname=None, **kwargs):
+        tls_socket = self.context.wrap_socket(sock, server_hostname=self.sni, **kwargs)
+        if self.check is not None and not certificate_matches(tls_socket.getpeercert(), self.check):
+            tls_socket.close()
+            error = ssl.SSLCertVerificationError("certificate does not name %s (sent SNI %s)" % (self.check, self.sni))
+            error.verify_message = "Hostname mismatch, certificate is not valid for '%s'." % self.check
+            raise error
+        return tls_socket
+
+
+def _is_address(host):
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _format_stdlib_name(name):
@@ -283,6 +351,7 @@ class SmtpProbe:
             'auth_mechanisms': [],
             'auth_attempted': False,
             'auth_succeeded': False,
+            'sni': sni_name(params['host'], params['tls'], params.get('servername')),
         }
 
     def run(self):
@@ -291,7 +360,8 @@ class SmtpProbe:
             raise ProbeFailed('implicit_tls=true needs tls=encrypt, verify or secure (got tls=%s)' % params['tls'])
         context = None
         if params['tls'] != 'none':
-            context = build_tls_context(params['tls'], params['ca_file'])
+            context = TlsClient(params['tls'], params['ca_file'], params['host'], self.facts['sni'],
+                                params.get('client_cert_file'), params.get('client_key_file'))
         verified = params['tls'] in VERIFYING_TLS
         try:
             self._connect(context)

@@ -22,11 +22,16 @@ description:
     and computes the wanted one."
   - "4. Has Postfix check a staging copy of the new C(main.cf) and C(master.cf)."
   - "5. When the upstream settings differ from the live ones (next-hops, credentials, TLS policy, CA file,
-    timeouts), probes every upstream at once (EHLO, TLS, AUTH; no mail is sent). A failing primary stops
-    the run with the live configuration unchanged; a failing fallback is a warning."
-  - "6. Writes the tables, C(master.cf) and C(main.cf), updates the root alias, reloads Postfix, removes the
-    relay files it no longer wants (C(relay_*) in the config directory), and tells whether a restart is needed
-    (a listener change) and whether Postfix runs."
+    timeouts, the routes' transports), probes every upstream of every route at once (EHLO, TLS with the SNI
+    Postfix will send, AUTH with the route's mechanisms and client certificate; no mail is sent). A failing
+    primary of any route stops the run with the live configuration unchanged; a failing fallback is a warning."
+  - "6. Writes the tables, the plain files (regexp tables, client certificates), C(master.cf) (tlsproxy, and the
+    block of the routes' transports between its markers) and C(main.cf), updates the root alias, reloads Postfix,
+    removes the relay files it no longer wants (C(relay_*) in the config directory), and tells whether a restart
+    is needed (a listener change) and whether Postfix runs."
+  - Routes (O(routes)) are smtp transports of their own in C(master.cf), chosen by sender
+    (C(sender_dependent_default_transport_maps)) or recipient domain (C(transport_maps)), each with its own SASL
+    map, TLS policy map, wrappermode, fallbacks, mechanism filter, client certificate and limits.
   - A second run with the same input changes nothing and probes nothing.
 author:
   - smarthost.postfix contributors (!UNKNOWN)
@@ -72,15 +77,84 @@ options:
       implicit_tls:
         description:
           - TLS from the first byte (port 465) instead of STARTTLS. Needs O(upstreams[].tls) V(encrypt) or stronger.
-          - All upstreams of the list use implicit TLS or none does (Postfix sets it per transport).
+          - All upstreams of the list use implicit TLS or none does (Postfix sets it per transport); put the others in a
+            route of their own (O(routes)).
         type: bool
         default: false
+      servername:
+        description:
+          - Name sent in TLS SNI (the TLS policy's C(servername=)). Default the host name with O(upstreams[].tls) V(verify)
+            or V(secure), none otherwise, never for an IP address. A DNS name; not with tls V(none).
+        type: str
       username:
         description: SASL user name, together with O(upstreams[].password); no C(:), no blanks at either end.
         type: str
       password:
         description: SASL password. Never in any output; stored only in the 0600 SASL map.
         type: str
+  routes:
+    description:
+      - Routes besides the default route (O(upstreams)), each its own master.cf smtp transport C(relay-NAME) with its own
+        upstreams. Mail from one of O(routes[].senders) or to one of O(routes[].domains) takes the route; a domain wins
+        over a sender.
+      - Each sender and domain belongs to one route. See the relay role's documentation for every rule.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The route's name, 1-32 lower-case letters, digits and inner C(-); the transport is C(relay-NAME).
+        type: str
+        required: true
+      senders:
+        description: Envelope senders of the route, C(user@domain) or C(@domain).
+        type: list
+        elements: str
+        default: []
+      domains:
+        description: Recipient domains of the route, C(example.com) exactly or C(.example.com) for its subdomains.
+        type: list
+        elements: str
+        default: []
+      upstreams:
+        description: The route's ordered upstreams, as O(upstreams); all implicit TLS or none.
+        type: list
+        elements: dict
+        required: true
+        suboptions:
+          host: {description: "As O(upstreams[].host).", type: str, required: true}
+          port: {description: "As O(upstreams[].port).", type: int, default: 587}
+          mx_lookup: {description: "As O(upstreams[].mx_lookup).", type: bool, default: false}
+          tls: {description: "As O(upstreams[].tls).", type: str, choices: [none, may, encrypt, verify, secure], default: encrypt}
+          implicit_tls: {description: "As O(upstreams[].implicit_tls); all of the route's upstreams or none.", type: bool,
+                         default: false}
+          servername: {description: "As O(upstreams[].servername).", type: str}
+          username: {description: "As O(upstreams[].username).", type: str}
+          password: {description: "As O(upstreams[].password).", type: str}
+      sender_address:
+        description: Rewrite the route's senders to this address on receipt (envelope and C(From) header). Needs O(routes[].senders).
+        type: str
+      keep_reply_to:
+        description: With O(routes[].sender_address), the original C(From) becomes C(Reply-To).
+        type: bool
+        default: false
+      sasl_mechanisms:
+        description: The route's SASL mechanism filter, of V(PLAIN), V(LOGIN), V(CRAM-MD5) (C(smtp_sasl_mechanism_filter)).
+        type: list
+        elements: str
+      tls_client_cert:
+        description: PEM client certificate of the route (C(smtp_tls_cert_file)), with O(routes[].tls_client_key).
+        type: str
+      tls_client_key:
+        description: Unencrypted PEM private key of O(routes[].tls_client_cert). Never in any output; stored 0600.
+        type: str
+      concurrency_limit:
+        description: Parallel deliveries to the route's next-hop, 1-100 (C(relay-NAME_destination_concurrency_limit)).
+        type: int
+      rate_delay:
+        description: Seconds between deliveries to the route's next-hop, 0-3600 (C(relay-NAME_destination_rate_delay)).
+        type: int
+        default: 0
   mynetworks:
     description:
       - Client networks (CIDR) allowed to relay. Everyone else gets C(554 5.7.1 Relay access denied).
@@ -131,10 +205,47 @@ options:
   sender_address:
     description: Every address of the local domains is rewritten to this address on the way out (C(smtp_generic_maps)).
     type: str
+  sender_address_scope:
+    description:
+      - V(local) rewrites the local domains to O(sender_address) on the way out (C(smtp_generic_maps)).
+      - V(all) rewrites every sender not of a route to O(sender_address) on receipt (C(sender_canonical_maps), C(header_checks)).
+    type: str
+    choices: [local, all]
+    default: local
+  keep_reply_to:
+    description: With O(sender_address_scope=all), the original C(From) header becomes C(Reply-To).
+    type: bool
+    default: false
   sender_rewrite:
     description: Explicit C(smtp_generic_maps) entries, local address or C(@domain) to address; they win over O(sender_address).
     type: dict
     default: {}
+  sender_allowlist:
+    description: SMTP clients may send only from these senders (C(user@domain), C(@domain)); others get C(554) at RCPT.
+    type: list
+    elements: str
+  recipient_domains:
+    description: SMTP clients may send only to these domains (and this host's own); others get C(554) at RCPT.
+    type: list
+    elements: str
+  sasl_mechanisms:
+    description: The default route's SASL mechanism filter, of V(PLAIN), V(LOGIN), V(CRAM-MD5).
+    type: list
+    elements: str
+  tls_client_cert:
+    description: PEM client certificate of the default route (C(smtp_tls_cert_file)), with O(tls_client_key).
+    type: str
+  tls_client_key:
+    description: Unencrypted PEM private key of O(tls_client_cert). Never in any output; stored 0600.
+    type: str
+  concurrency_limit:
+    description: Parallel deliveries to the default route's next-hop, 1-100 (C(smtp_destination_concurrency_limit)).
+    type: int
+  rate_delay:
+    description: Seconds between deliveries to the default route's next-hop, 0-3600 (C(smtp_destination_rate_delay)).
+    type: int
+    default: 0
+
   root_forward:
     description: Address that receives local mail for root (an entry in O(aliases_file)). Unset removes the entry.
     type: str
@@ -268,6 +379,19 @@ main_cf_changed:
   returned: always
   type: bool
   sample: true
+master_cf_changed:
+  description: Whether C(master.cf) was (or would be) replaced (a service enabled, the routes' block changed).
+  returned: always
+  type: bool
+  sample: true
+files:
+  description: One result per plain file (regexp tables, client certificates) with C(path) and C(changed).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - path: /etc/postfix/relay_sender_allowlist
+      changed: true
 enabled_services:
   description: C(master.cf) services this run enabled.
   returned: always
@@ -297,15 +421,18 @@ removed:
 preflight:
   description:
     - Whether the preflight ran, why (the upstream settings that differ from the live ones), and each upstream's
-      result (C(nexthop), C(ok), C(msg) when it failed).
+      result (C(route), null for the default route, C(nexthop), C(ok), C(sni) the name sent in SNI or null,
+      C(msg) when it failed).
   returned: always
   type: dict
   sample:
     ran: true
     reasons: [relayhost, relay_sasl_passwd]
     upstreams:
-      - nexthop: "[smtp-a.example.net]:587"
+      - route: null
+        nexthop: "[smtp-a.example.net]:587"
         ok: true
+        sni: smtp-a.example.net
 reloaded:
   description: Whether Postfix was reloaded.
   returned: always
@@ -334,11 +461,19 @@ service_mgr:
 """
 
 import os
+import shutil
 import socket
+import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.smarthost.postfix.plugins.module_utils._config import ConfigChange, diff_entry, write_file
+from ansible_collections.smarthost.postfix.plugins.module_utils._config import (
+    ConfigChange,
+    diff_entry,
+    read_block,
+    replace_block,
+    write_file,
+)
 from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import (
     MAP_SUFFIXES,
     PostfixCommands,
@@ -349,13 +484,14 @@ from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import 
 from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import (
     ALIASES_MARKER,
     LISTENER_PARAMETERS,
+    MASTER_CF_MARKER,
     OPTIONS,
     VERIFYING_TLS,
     Host,
     InputError,
     load,
 )
-from ansible_collections.smarthost.postfix.plugins.module_utils._tables import read_source
+from ansible_collections.smarthost.postfix.plugins.module_utils._tables import private_umask, read_source
 
 # How each package manager installs; the first whose query tool exists is the host's.
 PACKAGE_MANAGERS = (
@@ -427,18 +563,46 @@ class Packages(object):
 
 def aliases_text(text, root_forward):
     """The aliases file with the managed root entry first (newaliases keeps the first of duplicate keys)."""
-    begin, end = '# BEGIN %s' % ALIASES_MARKER, '# END %s' % ALIASES_MARKER
-    kept, inside = [], False
-    for line in (text or '').split('\n'):
-        if line == begin:
-            inside = True
-        elif line == end and inside:
-            inside = False
-        elif not inside:
-            kept.append(line)
-    rest = '\n'.join(kept)
-    block = '%s\nroot: %s\n%s\n' % (begin, root_forward, end) if root_forward else ''
-    return block + rest
+    return replace_block(text, ALIASES_MARKER, 'root: %s\n' % root_forward if root_forward else '', first=True)
+
+
+class ClientCertificates(object):
+    """The routes' TLS client certificates and keys in a private directory, for the checks before any write.
+
+    Python's ssl loads them (a key that does not belong to its certificate is refused before the host
+    changes) and the preflight presents them as Postfix will. Removed by cleanup().
+    """
+
+    def __init__(self, directory):
+        self.directory = directory
+        self.private = None
+        self.paths = {}
+
+    def load(self, routes, name):
+        for route in routes:
+            if route.tls_client_cert is None:
+                continue
+            if self.private is None:
+                self.private = tempfile.mkdtemp(prefix='.client-certificates.', dir=self.directory)
+            cert, key = os.path.join(self.private, route.cert_file), os.path.join(self.private, route.key_file)
+            with private_umask():
+                for path, text in ((cert, route.tls_client_cert), (key, route.tls_client_key)):
+                    with open(path, 'w') as handle:
+                        handle.write(text)
+            # Imported only where a route has a certificate: a no-op run of the others needs no ssl.
+            import ssl
+
+            try:
+                ssl.create_default_context().load_cert_chain(cert, key)
+            except ssl.SSLError as exc:
+                raise PostfixError('%s: the key does not fit the certificate, or one of them cannot be read (%s)'
+                                   % (name(route.option('tls_client_key')), exc.reason or type(exc).__name__))
+            self.paths[route.transport] = (cert, key)
+
+    def cleanup(self):
+        if self.private is not None:
+            shutil.rmtree(self.private, ignore_errors=True)
+            self.private = None
 
 
 def os_entry(module, table):
@@ -475,9 +639,10 @@ class RelayRun(object):
             if values[name] is None:
                 values[name] = self.os.get(name)
         self.relay = load(values, params['field_prefix'], self.directory, params['aliases_file'])
-        self.result = dict(changed=False, installed=[], main_cf_changed=False, enabled_services=[], tables=[],
-                           aliases_changed=False, removed=[], preflight=dict(ran=False, reasons=[], upstreams=[]),
-                           reloaded=False, restart_needed=False, running=False, enabled=False,
+        self.result = dict(changed=False, installed=[], main_cf_changed=False, master_cf_changed=False,
+                           enabled_services=[], tables=[], files=[], aliases_changed=False, removed=[],
+                           preflight=dict(ran=False, reasons=[], upstreams=[]), reloaded=False, restart_needed=False,
+                           running=False, enabled=False,
                            service_mgr='systemd' if os.path.isdir('/run/systemd/system') else 'auto')
 
     def name(self, field):
@@ -494,11 +659,16 @@ class RelayRun(object):
         postfix = PostfixCommands(module)
         wanted = relay.wanted(Host(self.mail_version(postfix), socket.getfqdn()))
         change = ConfigChange(module, self.directory)
+        certificates = ClientCertificates(self.directory)
         try:
+            certificates.load(wanted.routes, self.name)
             tables = [dict(path=os.path.join(self.directory, table.name), entries=table.entries, state='present',
                            exclusive=True, secret=table.secret, mode=table.mode)
                       for table in wanted.tables if table.entries is not None]
-            change.plan(wanted.main_cf, wanted.master_cf_enable, tables, relay.map_type)
+            files = [(os.path.join(self.directory, item.name), item.content, item.mode, item.secret)
+                     for item in wanted.files if item.content is not None]
+            change.plan(wanted.main_cf, wanted.master_cf_enable, tables, relay.map_type,
+                        (MASTER_CF_MARKER, wanted.master_cf_block), files)
             change.check()
             self.check_ca_file()
             aliases_before, aliases_after, aliases_stale = self.plan_aliases(wanted.root_forward)
@@ -506,7 +676,7 @@ class RelayRun(object):
                       for name in wanted.removable(os.listdir(self.directory), relay.map_type)]
             live = parse_main_cf(change.main_before)
             result['running'] = change.main_before is not None and change.running()
-            self.preflight(wanted, live, [table.probe for table in wanted.tables if table.entries is not None], change)
+            self.preflight(wanted, live, change, certificates)
             if module._diff:
                 result['diff'] = change.diff() + (
                     [diff_entry(relay.aliases_path, aliases_before, aliases_after)] if aliases_before != aliases_after else []) + [
@@ -514,9 +684,12 @@ class RelayRun(object):
             result['tables'] = [dict(path=item['path'], changed=item['changed'], changed_keys=item['changed_keys'])
                                 for item in change.apply()]
         finally:
+            certificates.cleanup()
             change.cleanup()
         result['main_cf_changed'] = change.main_changed
+        result['master_cf_changed'] = change.master_changed
         result['enabled_services'] = change.enabled
+        result['files'] = [dict(path=item.path, changed=item.changed) for item in change.files]
         result['aliases_changed'] = aliases_before != aliases_after or aliases_stale
         result['removed'] = remove
         result['restart_needed'] = result['running'] and change.main_changed and any(
@@ -564,7 +737,7 @@ class RelayRun(object):
 
     def check_ca_file(self):
         relay = self.relay
-        if relay.state == 'present' and any(u.tls in VERIFYING_TLS for u in relay.upstreams) \
+        if relay.state == 'present' and any(u.tls in VERIFYING_TLS for route in relay.all_routes() for u in route.upstreams) \
                 and not os.access(relay.tls_ca_file, os.R_OK):
             raise PostfixError('%s: %s is not readable; upstreams with tls verify or secure need it'
                                % (self.name('tls_ca_file'), relay.tls_ca_file))
@@ -583,33 +756,55 @@ class RelayRun(object):
         if rc != 0:
             raise PostfixError('postalias failed to build the aliases database: %s' % _last_lines(err))
 
-    def preflight(self, wanted, live, probe_tables, change):
-        """Probe every upstream when the upstream settings differ from the live ones; raise if the primary fails."""
+    def preflight_reasons(self, wanted, live, change):
+        """The upstream settings that differ from the live ones: main.cf parameters, maps, files, routes."""
+        probe_tables = [table.probe for table in wanted.tables if table.entries is not None]
+        probe_files = dict((os.path.join(self.directory, item.name), item.probe) for item in wanted.files)
+        reasons = wanted.probe_parameters(live)
+        reasons += [os.path.basename(plan['result']['path']) for plan, probe in zip(change.plans, probe_tables)
+                    if probe and plan['rebuild']]
+        reasons += [os.path.basename(item.path) for item in change.files if item.rewrite and probe_files[item.path]]
+        if read_block(change.master_before, MASTER_CF_MARKER) != wanted.master_cf_block:
+            reasons.append('master.cf routes')
+        return reasons
+
+    def preflight(self, wanted, live, change, certificates):
+        """Probe every upstream of every route when the upstream settings differ from the live ones.
+
+        Raises when the primary of any route fails; a failing fallback is a warning.
+        """
         relay, report = self.relay, self.result['preflight']
-        reasons = wanted.probe_parameters(live) + [
-            os.path.basename(plan['result']['path']) for plan, probe in zip(change.plans, probe_tables) if probe and plan['rebuild']]
+        reasons = self.preflight_reasons(wanted, live, change)
         if relay.state != 'present' or not self.module.params['preflight'] or not reasons:
             return
         report.update(ran=True, reasons=reasons)
         # Imported only for a probe: a no-op run needs none of ssl, smtplib and threads.
-        from ansible_collections.smarthost.postfix.plugins.module_utils._smtp import MECHANISMS, probe_all
+        from ansible_collections.smarthost.postfix.plugins.module_utils._smtp import probe_all
 
+        probes = []
+        for route in wanted.routes:
+            cert, key = certificates.paths.get(route.transport, (None, None))
+            for upstream in route.upstreams:
+                probes.append((route, upstream, dict(upstream.probe_params(), mechanisms=route.probe_mechanisms(),
+                                                     client_cert_file=cert, client_key_file=key)))
         results = probe_all(dict(
-            upstreams=[upstream.probe_params() for upstream in relay.upstreams], ca_file=relay.tls_ca_file,
+            upstreams=[params for dummy, dummy, params in probes], ca_file=relay.tls_ca_file,
             allow_plaintext_auth=relay.allow_plaintext_auth, timeout=max(relay.connect_timeout, relay.helo_timeout),
-            mechanisms=list(MECHANISMS[:2]), helo_name=None))
-        for upstream, probe in zip(relay.upstreams, results):
-            report['upstreams'].append(dict(nexthop=upstream.nexthop, ok=not probe['failed'], **(
-                {'msg': probe['msg']} if probe['failed'] else {})))
-        first = report['upstreams'][0]
-        if not first['ok']:
-            raise PostfixError('Preflight: primary upstream %s %s failed: %s. The live configuration was not changed. '
-                               'Set %s: false to skip this check.'
-                               % (self.name(relay.upstreams[0].field), first['nexthop'], first['msg'], self.name('preflight')))
-        for upstream, item in zip(relay.upstreams[1:], report['upstreams'][1:]):
-            if not item['ok']:
-                self.module.warn('preflight: fallback upstream %s %s failed: %s'
-                                 % (self.name(upstream.field), item['nexthop'], item['msg']))
+            helo_name=None))
+        failed = []
+        for (route, upstream, dummy), probe in zip(probes, results):
+            item = dict(route=route.name, nexthop=upstream.nexthop, ok=not probe['failed'], sni=probe['sni'])
+            if probe['failed']:
+                item['msg'] = probe['msg']
+                if upstream is route.upstreams[0]:
+                    failed.append('%s %s failed: %s' % (self.name(upstream.field), upstream.nexthop, probe['msg'].rstrip('.')))
+                else:
+                    self.module.warn('preflight: fallback upstream %s %s failed: %s'
+                                     % (self.name(upstream.field), upstream.nexthop, probe['msg']))
+            report['upstreams'].append(item)
+        if failed:
+            raise PostfixError('Preflight: primary upstream %s. The live configuration was not changed. '
+                               'Set %s: false to skip this check.' % ('; '.join(failed), self.name('preflight')))
 
     def enabled(self):
         if self.result['service_mgr'] != 'systemd':
@@ -629,12 +824,24 @@ def apply_relay(module):
     return relay_run.run()
 
 
+def secrets(params):
+    """Every secret of the input that is known only at run time: passwords, client keys (and their lines)."""
+    found = []
+    for route in [params] + [item for item in params['routes'] or [] if isinstance(item, dict)]:
+        for upstream in route.get('upstreams') or []:
+            if isinstance(upstream, dict) and upstream.get('password'):
+                found.append(str(upstream['password']))
+        key = route.get('tls_client_key')
+        if isinstance(key, str) and key.strip():
+            found.append(key)
+            found.extend(line.strip() for line in key.split('\n') if len(line.strip()) >= 16)
+    return found
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    for upstream in module.params['upstreams'] or []:
-        if isinstance(upstream, dict) and upstream.get('password'):
-            # no_log on the option masks it already; the SASL map value holds it too.
-            module.no_log_values.add(str(upstream['password']))
+    # no_log on the options masks them already; the SASL maps and key files hold them too.
+    module.no_log_values.update(secrets(module.params))
     run_module(module, apply_relay, module.params['config_directory'])
 
 

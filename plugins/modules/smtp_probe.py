@@ -74,6 +74,16 @@ options:
           - Like Postfix C(smtp_tls_wrappermode), this needs O(upstreams[].tls) V(encrypt), V(verify) or V(secure).
         type: bool
         default: false
+      servername:
+        description:
+          - The name to send in TLS SNI, as the C(servername=) of a Postfix TLS policy entry.
+          - Unset, the probe sends what Postfix sends for the relay's upstream by default, which is
+            O(upstreams[].host) with tls V(verify) or V(secure) (unless the host is an IP address), and no SNI
+            otherwise. Postfix sends no SNI unless its TLS policy says so, and a server that chooses its
+            certificate by SNI would otherwise answer the probe and Postfix differently.
+          - The certificate is checked against O(upstreams[].host) whatever the SNI, as Postfix does.
+        type: str
+        version_added: 0.2.0
       username:
         description:
           - SASL user name. When set, the probe authenticates; O(upstreams[].password) is then required.
@@ -212,6 +222,11 @@ upstreams:
       type: list
       elements: str
       sample: [PIPELINING, SIZE 10240000, AUTH PLAIN LOGIN, ENHANCEDSTATUSCODES, 8BITMIME]
+    sni:
+      description: The name sent in TLS SNI, or null when none was sent (see O(upstreams[].servername)).
+      returned: always
+      type: str
+      sample: smtp-a.example.net
     starttls_offered:
       description: Whether the server announced STARTTLS on the plaintext channel. Always false with implicit TLS.
       returned: always
@@ -285,14 +300,14 @@ upstreams:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import UPSTREAM_OPTIONS
-from ansible_collections.smarthost.postfix.plugins.module_utils._smtp import MECHANISMS, probe_all
+from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import DEFAULT_MECHANISMS, MECHANISMS, UPSTREAM_OPTIONS
+from ansible_collections.smarthost.postfix.plugins.module_utils._smtp import probe_all
 
 
 def argument_spec():
     return dict(
         upstreams=dict(type='list', elements='dict', required=True, options=UPSTREAM_OPTIONS),
-        mechanisms=dict(type='list', elements='str', default=list(MECHANISMS[:2]), choices=list(MECHANISMS)),
+        mechanisms=dict(type='list', elements='str', default=list(DEFAULT_MECHANISMS), choices=list(MECHANISMS)),
         ca_file=dict(type='path'),
         timeout=dict(type='int', default=10),
         helo_name=dict(type='str'),

@@ -3,7 +3,9 @@
 
 Usage: maildir_find.py MAILDIR MARKER
 Prints JSON: count, and per message the Received header the sink added (the first one), whether the
-session was authenticated over TLS (Postfix writes 'with ESMTPSA') and the authenticated user.
+session was authenticated over TLS (Postfix writes 'with ESMTPSA') and the authenticated user, the
+From, Reply-To and Return-Path (the envelope sender) headers, and when the sink delivered it (the
+file's modification time, seconds since the epoch).
 """
 import email
 import email.policy
@@ -29,5 +31,9 @@ for sub in ("new", "cur"):
             "received": received,
             "esmtpsa": " with ESMTPSA " in received + " ",
             "auth_user": user.group(1) if user else None,
+            "from": str(msg.get("From", "")),
+            "reply_to": [str(value) for value in msg.get_all("Reply-To", [])],
+            "return_path": str(msg.get("Return-Path", "")),
+            "delivered": os.stat(os.path.join(folder, name)).st_mtime,
         })
 print(json.dumps({"count": len(found), "messages": found}))

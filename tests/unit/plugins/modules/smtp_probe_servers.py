@@ -111,6 +111,39 @@ class TestPKI:
         context.load_cert_chain(*self._chains[dns_name])
         return context
 
+    def chain(self, dns_name):
+        """(certificate file, key file) of a certificate for dns_name issued by the trusted CA."""
+        if dns_name not in self._chains:
+            self._chains[dns_name] = self._issue(dns_name)
+        return self._chains[dns_name]
+
+    def sni_context(self, names, default='other.probe.test'):
+        """A server context that chooses its certificate by the SNI the client sent, as a Postfix server with
+        tls_server_sni_maps does: names maps an SNI name to the DNS name of its certificate; no SNI, or
+        another name, gets the certificate for default. sent lists what each client sent (None: no SNI).
+        """
+        context = self.server_context(default)
+        contexts = {}
+        for name, cert_name in names.items():
+            self.chain(cert_name)
+            contexts[name] = self.server_context(cert_name)
+        context.sent = []
+
+        def choose(ssl_socket, server_name, dummy):
+            context.sent.append(server_name)
+            if server_name in contexts:
+                ssl_socket.context = contexts[server_name]
+
+        context.sni_callback = choose
+        return context
+
+    def client_auth_context(self, dns_name='localhost'):
+        """A server context that requires a client certificate issued by the trusted CA."""
+        context = self.server_context(dns_name)
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(self.ca_file)
+        return context
+
 
 def password_checker(username=USERNAME, password=PASSWORD):
     """An aiosmtpd authenticator that accepts one account (the credentials compared as UTF-8 bytes)."""

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 
 import pytest
 import yaml
@@ -144,8 +145,8 @@ def test_a_failing_fallback_is_a_warning(relay, upstreams):
     ups[1]['port'] = servers.closed_port()
     result, dummy = relay(upstreams=ups)
     assert result['changed'] and not result.get('failed')
-    assert result['preflight']['upstreams'][1] == dict(nexthop='[127.0.0.1]:%d' % ups[1]['port'], ok=False,
-                                                       msg='connection refused by 127.0.0.1:%d' % ups[1]['port'])
+    assert result['preflight']['upstreams'][1] == dict(route=None, nexthop='[127.0.0.1]:%d' % ups[1]['port'], ok=False,
+                                                       sni=None, msg='connection refused by 127.0.0.1:%d' % ups[1]['port'])
     # ansible-core 2.19 returns warnings as structured events, earlier releases as strings.
     warnings = [w['event']['msg'] if isinstance(w, dict) else w for w in result['warnings']]
     assert warnings == ['preflight: fallback upstream relay_upstreams[1] [127.0.0.1]:%d failed: '
@@ -361,3 +362,158 @@ def test_the_os_entry_fills_what_the_input_leaves_unset(relay, host, host_os, pa
     result, dummy = relay(os_variables=role_os_variables(), tls_ca_file=None, preflight=False)
     assert result['installed'] == ['libsasl2-modules']
     assert 'smtp_tls_CAfile = /etc/ssl/certs/ca-certificates.crt\n' in read(host, 'main.cf')
+
+
+# ---- routes ----------------------------------------------------------------------------------------------
+
+def postconf(host, *args):
+    """What the real postconf reads from the config directory (master.cf -o overrides with -P)."""
+    result = subprocess.run([shutil.which('postconf') or '/usr/sbin/postconf', '-c', host['config_directory']] + list(args),
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    return result.stdout
+
+
+def regexp_query(host, name, key):
+    """The answer of a regexp table of the relay, from the real postmap."""
+    path = os.path.join(host['config_directory'], name)
+    result = subprocess.run([POSTMAP, '-c', host['config_directory'], '-q', key, 'regexp:' + path],
+                            capture_output=True, text=True, check=False)
+    assert not result.stderr, result.stderr
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def routes(ports, password_b=PASSWORD_B):
+    """Route alpha by sender to B (implicit TLS is not on these test servers: STARTTLS), route hub by domain to A
+    without credentials."""
+    return [dict(name='alpha', senders=['@alpha.example.com'], sender_address='relay@alpha.example.com',
+                 rate_delay=1, upstreams=[dict(host='127.0.0.1', port=ports[1], username='relay-b', password=password_b)]),
+            dict(name='hub', domains=['internal.example.com'], upstreams=[dict(host='localhost', port=ports[0], tls='may')])]
+
+
+def test_routes_are_written_checked_by_postfix_and_idempotent(relay, host, postfix, upstreams):
+    args = dict(upstreams=lab_upstreams(upstreams)[:1], routes=routes(upstreams), diff=True,
+                sender_allowlist=['@alpha.example.com', 'client@example.com'], recipient_domains=['remote.test', 'internal.example.com'])
+    result, output = relay(**args)
+    assert result['changed'] and result['master_cf_changed'] and result['preflight']['ran']
+    assert 'master.cf routes' in result['preflight']['reasons'] and 'relay_route_alpha_sasl' in result['preflight']['reasons']
+    assert [(item['route'], item['nexthop'], item['ok'], item['sni']) for item in result['preflight']['upstreams']] == [
+        (None, '[localhost]:%d' % upstreams[0], True, 'localhost'), ('alpha', '[127.0.0.1]:%d' % upstreams[1], True, None),
+        ('hub', '[localhost]:%d' % upstreams[0], True, None)]
+    directory = host['config_directory']
+    # Postfix reads the routes' transports with their own maps; no credential of one is in another's map.
+    services = postconf(host, '-P')
+    assert 'relay-alpha/unix/smtp_sasl_password_maps = hash:%s/relay_route_alpha_sasl\n' % directory in services
+    assert 'relay-alpha/unix/smtp_fallback_relay =\n' in services and 'relay-hub/unix/smtp_sasl_auth_enable = no\n' in services
+    assert postconf(host, '-h', 'relay-alpha_destination_rate_delay') == '1s\n'
+    assert query(directory, os.path.join(directory, 'relay_route_alpha_sasl'), '[127.0.0.1]:%d' % upstreams[1]) == \
+        'relay-b:' + PASSWORD_B
+    assert query(directory, os.path.join(directory, 'relay_sasl_passwd'), '[127.0.0.1]:%d' % upstreams[1]) is None
+    assert query(directory, os.path.join(directory, 'relay_sender_routes'), 'relay@alpha.example.com') == \
+        'relay-alpha:[127.0.0.1]:%d' % upstreams[1]
+    assert query(directory, os.path.join(directory, 'relay_transport'), 'internal.example.com') == \
+        'relay-hub:[localhost]:%d' % upstreams[0]
+    assert query(directory, os.path.join(directory, 'relay_sender_canonical'), '@alpha.example.com') == 'relay@alpha.example.com'
+    # The regexp tables answer as the tests of the model say, read by Postfix itself.
+    assert regexp_query(host, 'relay_sender_allowlist', 'someone@alpha.example.com') == 'OK'
+    assert regexp_query(host, 'relay_sender_allowlist', 'someone@sub.alpha.example.com') == \
+        '554 5.7.1 Sender address not allowed on this relay'
+    assert regexp_query(host, 'relay_recipient_domains', 'x@internal.example.com') == 'OK'
+    assert regexp_query(host, 'relay_recipient_domains', 'x@elsewhere.test') == '554 5.7.1 Recipient domain not served by this relay'
+    assert regexp_query(host, 'relay_header_checks', 'From: Someone <someone@alpha.example.com>') == \
+        'REPLACE From: relay@alpha.example.com'
+    assert regexp_query(host, 'relay_header_checks', 'From: Someone <someone@bravo.example.com>') is None
+    for name, mode in (('relay_route_alpha_sasl', 0o600), ('relay_route_alpha_sasl.db', 0o600), ('relay_route_alpha_tls.db', 0o644),
+                       ('relay_sender_allowlist', 0o644), ('relay_header_checks', 0o644)):
+        assert stat.S_IMODE(os.stat(os.path.join(directory, name)).st_mode) == mode, name
+    assert PASSWORD_A not in output and PASSWORD_B not in output
+    assert '# BEGIN %s\nrelay-alpha unix' % model.MASTER_CF_MARKER in read(host, 'master.cf')
+
+    before = snapshot(host)
+    result, dummy = relay(**args)
+    assert not result['changed'] and not result['preflight']['ran'] and not result['master_cf_changed']
+    assert snapshot(host) == before
+
+    # Without the hub route and the allowlists: its files, its block entry and the tables go; nothing else.
+    result, dummy = relay(upstreams=lab_upstreams(upstreams)[:1], routes=routes(upstreams)[:1])
+    assert sorted(os.path.basename(path) for path in result['removed']) == [
+        'relay_recipient_domains', 'relay_route_hub_tls', 'relay_route_hub_tls.db', 'relay_sender_allowlist',
+        'relay_transport', 'relay_transport.db']
+    assert 'relay-hub' not in read(host, 'master.cf') and 'relay-alpha' in read(host, 'master.cf')
+    result, dummy = relay(upstreams=lab_upstreams(upstreams)[:1])
+    assert read(host, 'master.cf') == open(DISTRIBUTION_MASTER_CF).read().replace('#tlsproxy  unix', 'tlsproxy  unix')
+    assert not [name for name in os.listdir(directory) if name.startswith(model.ROUTE_FILE_PREFIX)]
+
+
+def test_a_failing_primary_of_a_route_stops_the_run(relay, host, upstreams):
+    relay(upstreams=lab_upstreams(upstreams)[:1])
+    before = snapshot(host)
+    result, output = relay(upstreams=lab_upstreams(upstreams)[:1], routes=routes(upstreams, password_b='wrong password'))
+    assert result['failed'] and result['msg'].startswith(
+        'Preflight: primary upstream relay_routes[0].upstreams[0] [127.0.0.1]:%d failed: authentication rejected for user '
+        'relay-b: 535' % upstreams[1])
+    assert 'The live configuration was not changed' in result['msg'] and 'wrong password' not in output
+    assert snapshot(host) == before
+
+
+def test_the_preflight_uses_the_routes_mechanism_filter(relay, pki, upstreams):
+    used = []
+
+    def checker(server, session, envelope, mechanism, auth_data):
+        used.append(mechanism)
+        return servers.password_checker('relay-c', 'C pass')(server, session, envelope, mechanism, auth_data)
+
+    server = servers.start_smtpd(tls_context=pki.server_context(), require_starttls=True, auth_required=True,
+                                 authenticator=checker)
+    try:
+        route = dict(name='charlie', senders=['@charlie.example.com'], sasl_mechanisms=['LOGIN'],
+                     upstreams=[dict(host='localhost', port=server.port, tls='verify', username='relay-c', password='C pass')])
+        result, dummy = relay(upstreams=lab_upstreams(upstreams)[:1], routes=[route])
+        assert result['changed'] and used == ['LOGIN']
+        assert 'relay-charlie/unix/smtp_sasl_mechanism_filter = LOGIN' in postconf_output(result)
+    finally:
+        server.stop()
+
+
+def postconf_output(result):
+    directory = os.path.dirname(result['tables'][0]['path'])
+    return subprocess.run([shutil.which('postconf') or '/usr/sbin/postconf', '-c', directory, '-P'],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_a_client_certificate_is_checked_against_its_key_and_stays_private(relay, host, pki, upstreams):
+    cert_file, key_file = pki.chain('relay.probe.test')
+    with open(cert_file) as handle:
+        cert = handle.read()
+    with open(key_file) as handle:
+        key = handle.read()
+    with open(pki.chain('other.probe.test')[1]) as handle:
+        other_key = handle.read()
+    route = routes(upstreams)[0]
+    relay(upstreams=lab_upstreams(upstreams)[:1])
+    before = snapshot(host)
+    result, output = relay(upstreams=lab_upstreams(upstreams)[:1], routes=[dict(route, tls_client_cert=cert, tls_client_key=other_key)])
+    assert result['failed'] and result['msg'].startswith('relay_routes[0].tls_client_key: the key does not fit the certificate')
+    assert snapshot(host) == before and not [name for name in os.listdir(host['config_directory']) if name.startswith('.')]
+    key_body = [line for line in key.split('\n') if len(line) > 40]
+    result, output = relay(upstreams=lab_upstreams(upstreams)[:1], routes=[dict(route, tls_client_cert=cert, tls_client_key=key)],
+                           diff=True)
+    assert result['changed'] and not [line for line in key_body + other_key.split('\n') if len(line) > 40 and line in output]
+    directory = host['config_directory']
+    for name in ('relay_route_alpha_client.crt', 'relay_route_alpha_client.key'):
+        assert stat.S_IMODE(os.stat(os.path.join(directory, name)).st_mode) == 0o600
+    assert read(host, 'relay_route_alpha_client.key') == key
+    assert [diff['after'] for diff in result['diff'] if diff['after_header'].endswith('client.key')] == ['******** (changed)\n']
+    assert 'relay-alpha/unix/smtp_tls_key_file = %s/relay_route_alpha_client.key' % directory in postconf(host, '-P')
+
+
+def test_no_route_secret_in_check_mode_diff_or_failure(relay, upstreams):
+    outputs = [relay(check_mode=True, diff=True, upstreams=lab_upstreams(upstreams)[:1], routes=routes(upstreams))[1],
+               relay(diff=True, upstreams=lab_upstreams(upstreams)[:1], routes=routes(upstreams, 'Route secret:changed x'),
+                     preflight=False)[1],
+               relay(upstreams=lab_upstreams(upstreams)[:1], routes=routes(upstreams, 'Route secret:changed x\nline'))[1]]
+    for output in outputs:
+        for secret in (PASSWORD_B, 'Route secret', 'changed x', 'other-91c2'):
+            assert secret not in output
+    assert json.loads(outputs[2])['msg'] == (
+        'Invalid relay input: relay_routes[0].upstreams[0].password: must not contain a control character (U+000A)')

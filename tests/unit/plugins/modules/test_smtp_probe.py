@@ -512,3 +512,109 @@ def test_a_plain_refusal_keeps_the_server_words(scripted):
     port = scripted('220 x.test ESMTP', {'EHLO': '250-x.test\r\n250 AUTH PLAIN', 'AUTH': '535 5.7.8 Username and Password not accepted'})
     msg = failure_message(port=port, tls='none', allow_plaintext_auth=True, **credentials())
     assert msg == 'authentication rejected for user relay-a: 535 5.7.8 Username and Password not accepted'
+
+
+# --- SNI: the probe sends exactly what Postfix sends (model.sni_name) -------------------------------
+
+
+@pytest.fixture
+def sni_server(pki):
+    """An implicit-TLS server that serves the 'localhost' certificate only to clients that send the SNI
+    'localhost' (or 'alias.probe.test'); others get the certificate of 'other.probe.test'."""
+    context = pki.sni_context({'localhost': 'localhost', 'alias.probe.test': 'localhost'})
+    controller = servers.start_smtpd(ssl_context=context, auth_required=True, auth_require_tls=False)
+    del context.sent[:]  # the controller's own check that the server is up
+    yield controller.port, context.sent
+    controller.stop()
+
+
+def sni_probe(port, **overrides):
+    return dict(port=port, implicit_tls=True, **overrides)
+
+
+def test_verify_sends_the_host_name_in_sni(sni_server, pki):
+    port, sent = sni_server
+    facts = probe(host='localhost', tls='verify', ca_file=pki.ca_file, **sni_probe(port, **credentials()))
+    assert facts['sni'] == 'localhost' and sent == ['localhost']
+    assert facts['tls']['verified'] and facts['tls']['peer_dns_names'] == ['localhost'] and facts['auth_succeeded']
+
+
+def test_encrypt_sends_no_sni_as_postfix_sends_none(sni_server):
+    port, sent = sni_server
+    facts = probe(host='localhost', tls='encrypt', **sni_probe(port))
+    # Postfix without servername= in its TLS policy gets the certificate a client without SNI gets.
+    assert facts['sni'] is None and sent == [None]
+    assert facts['tls']['peer_dns_names'] == ['other.probe.test']
+
+
+def test_no_sni_to_an_address(sni_server, pki):
+    port, sent = sni_server
+    msg, facts = probe_fails(tls='verify', ca_file=pki.ca_file, **sni_probe(port))
+    assert facts['sni'] is None and sent == [None]
+    assert msg.startswith('TLS certificate verification failed for 127.0.0.1')
+
+
+def test_an_explicit_servername_is_sent_and_the_host_still_checked(sni_server, pki):
+    port, sent = sni_server
+    # SNI alias.probe.test gets the certificate of localhost, which is the host: the check passes.
+    facts = probe(host='localhost', tls='verify', ca_file=pki.ca_file, **sni_probe(port, servername='alias.probe.test'))
+    assert facts['sni'] == 'alias.probe.test' and sent == ['alias.probe.test'] and facts['tls']['verified']
+    # SNI other.probe.test gets the certificate of other.probe.test, which does not name the host.
+    msg = failure_message(host='localhost', tls='verify', ca_file=pki.ca_file, **sni_probe(port, servername='other.probe.test'))
+    assert msg == ("TLS certificate verification failed for localhost: "
+                   "Hostname mismatch, certificate is not valid for 'localhost'.")
+    # encrypt with a servername sends it too (Postfix sends any servername= of the policy).
+    facts = probe(host='localhost', tls='encrypt', **sni_probe(port, servername='localhost'))
+    assert facts['sni'] == 'localhost' and sent[-1] == 'localhost'
+
+
+def test_an_explicit_servername_does_not_replace_the_name_check_of_an_address(sni_server, pki):
+    port, sent = sni_server
+    msg = failure_message(tls='verify', ca_file=pki.ca_file, **sni_probe(port, servername='localhost'))
+    assert sent == ['localhost'] and msg.startswith('TLS certificate verification failed for 127.0.0.1')
+
+
+def test_the_chain_is_still_verified_when_the_name_check_is_ours(sni_server, pki):
+    port, dummy = sni_server
+    msg = failure_message(host='localhost', tls='verify', ca_file=pki.other_ca_file,
+                          **sni_probe(port, servername='alias.probe.test'))
+    assert msg.startswith('TLS certificate verification failed for localhost: ') and 'certificate' in msg
+
+
+@pytest.mark.parametrize('names, host, matches', [
+    ([('DNS', 'smtp.example.net')], 'smtp.example.net', True),
+    ([('DNS', 'SMTP.Example.NET')], 'smtp.example.net.', True),
+    ([('DNS', '*.example.net')], 'smtp.example.net', True),
+    ([('DNS', '*.example.net')], 'a.smtp.example.net', False),
+    ([('DNS', '*.example.net')], 'example.net', False),
+    ([('DNS', 'other.example.net')], 'smtp.example.net', False),
+    ([('IP Address', '192.0.2.25')], '192.0.2.25', True),
+    ([('DNS', '192.0.2.25')], '192.0.2.25', False),
+    ([('IP Address', '2001:DB8:0:0:0:0:0:1\n')], '2001:db8::1', True),
+    ([], 'smtp.example.net', False),
+])
+def test_certificate_names_match_as_rfc_6125_says(names, host, matches):
+    assert smtp_probe.certificate_matches({'subjectAltName': tuple(names)}, host) is matches
+
+
+# --- a TLS client certificate (a route's tls_client_cert) ---------------------------------------------
+
+
+def test_a_client_certificate_is_presented(pki):
+    controller = servers.start_smtpd(ssl_context=pki.client_auth_context(), auth_require_tls=False)
+    try:
+        cert, key = pki.chain('relay.probe.test')
+        facts = probe(port=controller.port, implicit_tls=True, client_cert_file=cert, client_key_file=key)
+        assert facts['tls']['mode'] == 'implicit'
+        # Without one the server ends the session (TLS 1.3 tells the client after the handshake).
+        assert failure_message(port=controller.port, implicit_tls=True) == \
+            '127.0.0.1:%d closed the connection during greeting' % controller.port
+    finally:
+        controller.stop()
+
+
+def test_a_key_that_does_not_fit_its_certificate_fails_before_connecting(pki):
+    cert = pki.chain('relay.probe.test')[0]
+    other_key = pki.chain('other.probe.test')[1]
+    msg = failure_message(port=servers.closed_port(), tls='encrypt', client_cert_file=cert, client_key_file=other_key)
+    assert msg.startswith('cannot load the TLS client certificate and key: ') and 'PRIVATE' not in msg
