@@ -19,7 +19,9 @@ STAMP       := $(TMP)/stamps
 STAGE       := $(ROOT)/tests/stage.sh
 # netavark + aardvark-dns: the network backend pinned in tests/images/containers.conf, whose DNS lets
 # the lab's containers find each other by name; netavark 1.4 sets up its firewall rules with iptables.
-APT_PACKAGES := podman runc netavark aardvark-dns iptables mmdebstrap postfix libsasl2-modules rsync nftables uidmap
+# shellcheck: ansible-test's sanity test of that name and make lint check the shell scripts with it.
+APT_PACKAGES := podman runc netavark aardvark-dns iptables mmdebstrap postfix libsasl2-modules rsync nftables uidmap \
+                shellcheck
 
 # Lab images: the name is a variable so users with a registry can use their own.
 LAB_IMAGE        ?= localhost/smarthost-debian12:latest
@@ -43,8 +45,8 @@ export PY_COLORS ?= 0
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help setup host-packages venv images image-bookworm image-trixie network guard collection-link \
-        demo demo-stages test test-stages lint yamllint ansible-lint docs docs-check sanity-copy sanity unit \
-        integration build molecule isolation bench clean clean-lab
+        demo demo-stages test test-stages lint yamllint ansible-lint shellcheck docs docs-check sanity-copy sanity unit \
+        matrix integration build molecule isolation bench clean clean-lab
 
 help:
 	@echo "make demo   - set up everything, boot the lab, relay a message through an authenticated smarthost"
@@ -57,14 +59,14 @@ setup: host-packages venv images network guard collection-link
 host-packages:
 	@$(STAGE) run "setup: host packages" tests/host-packages.sh $(APT_PACKAGES)
 
-venv: $(STAMP)/venv
+# Made anew when requirements-dev.txt or a file it includes changed (tests/venv.sh keeps their fingerprint),
+# a stage only then.
 # No --no-compile: it would save about 50 s of this install, but where PYTHONDONTWRITEBYTECODE is set
 # (as here) nothing would ever be byte-compiled, and every Ansible process would compile ansible-core
 # from source again.
-$(STAMP)/venv: requirements-dev.txt
-	@mkdir -p $(STAMP)
-	@$(STAGE) run "setup: python venv" tests/venv.sh $(PYTHON_BASE) $(VENV) requirements-dev.txt
-	@touch $@
+venv:
+	@tests/venv.sh --up-to-date $(PYTHON_BASE) $(VENV) requirements-dev.txt || \
+	  $(STAGE) run "setup: python venv" tests/venv.sh $(PYTHON_BASE) $(VENV) requirements-dev.txt
 
 images: image-bookworm image-trixie
 
@@ -107,16 +109,16 @@ test:
 	@$(STAGE) begin "make test"
 	@status=0; $(MAKE) --no-print-directory test-stages || status=$$?; $(STAGE) summary || status=1; exit "$$status"
 
-test-stages: setup lint sanity unit integration build isolation
+test-stages: setup lint matrix integration build isolation
 
-lint: yamllint ansible-lint docs-check
+lint: yamllint ansible-lint shellcheck docs-check
 
-# README variable tables are generated from the roles' meta/argument_specs.yml.
+# The variable tables of the roles' READMEs are rendered by aar-doc from their meta/argument_specs.yml.
 docs: venv
-	@$(BIN)/python tests/docs/role_vars.py --write
+	@tests/docs/role-docs.sh --write
 
 docs-check: venv
-	@$(STAGE) run "lint: README variable tables (docs-check)" $(BIN)/python tests/docs/role_vars.py --check
+	@$(STAGE) run "lint: role README variables (aar-doc, docs-check)" tests/docs/role-docs.sh --check
 
 yamllint: venv
 	@$(STAGE) run "lint: yamllint" $(BIN)/yamllint -s .
@@ -124,28 +126,31 @@ yamllint: venv
 ansible-lint: venv collection-link
 	@$(STAGE) run "lint: ansible-lint" $(BIN)/ansible-lint --profile production --offline -q
 
-# ansible-test needs its pip bootstrap script, whose download host is unreachable: use a stand-in.
-$(STAMP)/get-pip: tests/sanity/get_pip_standin.py | venv
-	@mkdir -p $(STAMP) $(ROOT)/.cache/pip-wheel ~/.ansible/test/cache
-	@ls $(ROOT)/.cache/pip-wheel/pip-24.2-*.whl >/dev/null 2>&1 || \
-	  $(STAGE) run "sanity: pip download pip==24.2 (ansible-test's bootstrap)" \
-	  $(BIN)/pip download -q --no-deps -d $(ROOT)/.cache/pip-wheel pip==24.2
-	@sed 's#@WHEEL_DIR@#$(ROOT)/.cache/pip-wheel#' tests/sanity/get_pip_standin.py > ~/.ansible/test/cache/get_pip_24_2.py
-	@touch $@
+# Every shell script of the repository, .sh or not (ansible-test's shellcheck sees only *.sh).
+shellcheck: host-packages
+	@$(STAGE) run "lint: shellcheck" tests/shellcheck.sh
 
+# ansible-test runs through tests/ansible-test.sh: its pip bootstrap script, whose download host is
+# unreachable, is replaced by a stand-in (tests/sanity/pip_bootstrap.py), for each ansible-core release.
 sanity-copy: venv host-packages
 	@mkdir -p $(SANITY_COPY)
 	@rsync -a --delete --exclude-from=tests/sanity/copy-excludes.txt $(ROOT)/ $(SANITY_COPY)/
 
-sanity: sanity-copy $(STAMP)/get-pip
-	@$(STAGE) run "sanity: ansible-test sanity" env -C $(SANITY_COPY) $(BIN)/ansible-test sanity --venv --python 3.11 --color no
+# sanity and unit: the dev venv's ansible-core only; make test runs them as part of the matrix.
+sanity: sanity-copy
+	@$(STAGE) run "sanity: ansible-test sanity" tests/ansible-test.sh $(VENV) $(SANITY_COPY) sanity --venv
 
 unit: venv collection-link
 	@$(STAGE) run "unit: pytest" $(BIN)/python -m pytest -q tests/unit
 
-integration: sanity-copy $(STAMP)/get-pip host-packages
+# ansible-test sanity and the unit tests on every ansible-core minor release from meta/runtime.yml's
+# requires_ansible to the newest (tests/matrix/: one venv per release besides the dev venv's).
+matrix: sanity-copy collection-link
+	@tests/matrix/run.sh $(SANITY_COPY)
+
+integration: sanity-copy host-packages
 	@$(STAGE) run "integration: ansible-test integration" \
-	  env -C $(SANITY_COPY) ANSIBLE_COLLECTIONS_PATH= $(BIN)/ansible-test integration --local --python 3.11 --color no
+	  env ANSIBLE_COLLECTIONS_PATH= tests/ansible-test.sh $(VENV) $(SANITY_COPY) integration --local
 
 build: venv
 	@$(STAGE) run "build: collection build, install and smoke" tests/build/build-and-smoke.sh

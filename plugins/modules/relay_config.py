@@ -13,7 +13,7 @@ short_description: Make Postfix an authenticated smarthost relay in one idempote
 version_added: 0.1.0
 description:
   - Applies the relay model (C(plugins/module_utils/_relay_model.py)) to the host, in this order, in one
-    module run, and is the module behind the M(smarthost.postfix.relay) role.
+    module run, and is the module behind the P(smarthost.postfix.relay#role) role.
   - "1. Checks the whole input: every field and cross-field rule, before anything on the host changes.
     A refusal names each bad field and never shows a secret."
   - "2. Installs the packages in O(packages) that are missing (C(apt-get) or C(dnf))."
