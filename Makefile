@@ -45,8 +45,8 @@ export PY_COLORS ?= 0
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help setup host-packages venv images image-bookworm image-trixie network guard collection-link \
-        demo demo-stages test test-stages lint yamllint ansible-lint shellcheck docs docs-check sanity-copy sanity unit \
-        matrix integration build molecule isolation bench clean clean-lab
+        demo demo-stages test test-stages lint yamllint ansible-lint shellcheck docs docs-check docs-lint sanity-copy \
+        sanity unit matrix integration build galaxy-importer molecule isolation bench clean clean-lab
 
 help:
 	@echo "make demo   - set up everything, boot the lab, relay a message through an authenticated smarthost"
@@ -109,9 +109,9 @@ test:
 	@$(STAGE) begin "make test"
 	@status=0; $(MAKE) --no-print-directory test-stages || status=$$?; $(STAGE) summary || status=1; exit "$$status"
 
-test-stages: setup lint matrix integration build isolation
+test-stages: setup lint matrix integration galaxy-importer isolation
 
-lint: yamllint ansible-lint shellcheck docs-check
+lint: yamllint ansible-lint shellcheck docs-check docs-lint
 
 # The variable tables of the roles' READMEs are rendered by aar-doc from their meta/argument_specs.yml.
 docs: venv
@@ -119,6 +119,12 @@ docs: venv
 
 docs-check: venv
 	@$(STAGE) run "lint: role README variables (aar-doc, docs-check)" tests/docs/role-docs.sh --check
+
+# Plugin and role docs as the Ansible docsite builds them: schema, markup, and every reference to a module,
+# role or option of this collection, its dependency community.crypto and ansible.builtin.
+docs-lint: venv collection-link
+	@$(STAGE) run "lint: plugin and role docs (antsibull-docs)" \
+	  $(BIN)/antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs dependent $(COLL_LINK)
 
 yamllint: venv
 	@$(STAGE) run "lint: yamllint" $(BIN)/yamllint -s .
@@ -154,6 +160,10 @@ integration: sanity-copy host-packages
 
 build: venv
 	@$(STAGE) run "build: collection build, install and smoke" tests/build/build-and-smoke.sh
+
+# The checks Galaxy runs on upload (galaxy-importer, offline, no containers) on the tarball of make build.
+galaxy-importer: build
+	@$(STAGE) run "build: galaxy-importer on the tarball" tests/galaxy/import.sh $$(ls $(TMP)/build/dist/smarthost-postfix-*.tar.gz)
 
 # Every scenario in turn, each as a stage (its steps as stages too); stops at the first that fails.
 SCENARIOS = (for s in $$(tests/molecule-scenarios.sh); do \

@@ -475,14 +475,14 @@ class RelayRun(object):
         result['restart_needed'] = result['running'] and change.main_changed and any(
             self.effective(postfix, name, wanted.parameters) != self.effective(postfix, name, live)
             for name in LISTENER_PARAMETERS)
-        result['changed'] = bool(result['installed'] or change.files_changed or result['aliases_changed'] or remove
-                                 or any(table['changed'] for table in result['tables']))
+        tables_changed = any(table['changed'] for table in result['tables'])
+        result['changed'] = bool(result['installed'] or change.files_changed or result['aliases_changed'] or remove or tables_changed)
         if not module.check_mode:
             if aliases_before != aliases_after:
                 write_file(module, relay.aliases_path, aliases_after)
             if result['aliases_changed']:
                 self.build_aliases(postfix)
-            if result['running'] and (change.files_changed or any(table['changed'] for table in result['tables'])):
+            if result['running'] and (change.files_changed or tables_changed):
                 result['reloaded'] = change.reload()
             for path in remove:
                 os.unlink(path)

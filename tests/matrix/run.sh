@@ -4,8 +4,7 @@
 # each in its own venv:
 #   - the dev venv (.venv, requirements-dev.txt), shared with the other stages of make test;
 #   - one venv per tests/matrix/ansible-core-X.Y.txt, in .cache/venvs/, with the Python its "# python:"
-#     line names (from PATH, or from pyenv), made by tests/venv.sh when missing or when its requirements
-#     changed (a stage then), reused otherwise.
+#     line names, made when missing or when its requirements changed (tests/matrix/venv.sh), reused otherwise.
 # The list must start at requires_ansible's minor release and leave no minor release out (checked here).
 # The sanity runs are stages one after the other (pylint and validate-modules need the CPU); meanwhile
 # the unit suites of all venvs run at once in the background (they mostly wait for Postfix's commands and
@@ -19,34 +18,14 @@ stage=$root/tests/stage.sh
 logs=$root/.tmp/matrix
 rm -rf "$logs" && mkdir -p "$logs"
 
-# A Python X.Y: pythonX.Y from PATH if it runs (a pyenv shim of a version not selected does not), else pyenv's newest X.Y.
-find_python() {
-  local version=$1 candidate
-  if candidate=$(command -v "python$version") && "$candidate" -c '' 2>/dev/null; then
-    echo "$candidate"
-  elif command -v pyenv >/dev/null && candidate=$(pyenv latest "$version" 2>/dev/null) &&
-       [ -x "$(pyenv root)/versions/$candidate/bin/python$version" ]; then
-    echo "$(pyenv root)/versions/$candidate/bin/python$version"
-  else
-    echo "no Python $version: neither python$version on PATH nor in pyenv (pyenv install $version)" >&2
-    return 1
-  fi
-}
 version_of() { "$1/bin/python" -c 'from importlib.metadata import version; print(version("ansible-core"))'; }
 python_of() { "$1/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])'; }
 
 # The venvs, oldest ansible-core first.
 venvs=("$root/.venv")
 for requirements in "$root"/tests/matrix/ansible-core-*.txt; do
-  minor=${requirements##*/ansible-core-} minor=${minor%.txt}
-  python=$(sed -n 's/^# python: *\([0-9.]*\).*/\1/p' "$requirements")
-  [ -n "$python" ] || { echo "$requirements has no '# python: X.Y' line" >&2; exit 1; }
-  venv=$root/.cache/venvs/ansible-core-$minor
-  interpreter=$(find_python "$python")
-  if ! "$root/tests/venv.sh" --up-to-date "$interpreter" "$venv" "$requirements"; then
-    "$stage" run "setup: venv of ansible-core $minor (Python $python)" "$root/tests/venv.sh" "$interpreter" "$venv" "$requirements"
-  fi
-  venvs+=("$venv")
+  "$root/tests/matrix/venv.sh" "$requirements"
+  venvs+=("$("$root/tests/matrix/venv.sh" --path "$requirements")")
 done
 mapfile -t venvs < <(for venv in "${venvs[@]}"; do printf '%s %s\n' "$(version_of "$venv")" "$venv"; done | sort -V | cut -d' ' -f2-)
 

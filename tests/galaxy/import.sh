@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Galaxy's importer (galaxy-importer, the checks Galaxy runs on upload) on the built tarball, with the
+# settings of tests/galaxy/galaxy-importer.cfg, in the matrix venv whose requirements name galaxy-importer.
+# Fails when the importer fails or logs an ERROR; its warnings are shown and counted.
+# The importer points ansible-lint at nothing but the collection itself; community.crypto (the dependency
+# the sink role uses) is put on the importer's Python path from the dev venv's ansible package, as where the
+# collection is installed with its dependencies, so that ansible-lint resolves its modules.
+# Usage: import.sh TARBALL
+set -euo pipefail
+tarball=$(realpath "${1:?tarball}")
+root=$(cd "$(dirname "$0")/../.." && pwd)
+requirements=$(grep -l '^galaxy-importer==' "$root"/tests/matrix/*.txt)
+"$root/tests/matrix/venv.sh" "$requirements"
+venv=$("$root/tests/matrix/venv.sh" --path "$requirements")
+log=$root/.tmp/galaxy-importer.log
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/dependencies/ansible_collections/community"
+ln -s "$("$root/.venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/ansible_collections/community/crypto" \
+  "$work/dependencies/ansible_collections/community/crypto"
+echo "galaxy-importer $("$venv/bin/python" -c 'from importlib.metadata import version; print(version("galaxy-importer"))')" \
+  "with ansible-core $("$venv/bin/python" -c 'from importlib.metadata import version; print(version("ansible-core"))') on $(basename "$tarball")"
+status=0
+(cd "$work" && env GALAXY_IMPORTER_CONFIG="$root/tests/galaxy/galaxy-importer.cfg" PATH="$venv/bin:$PATH" \
+   PYTHONPATH="$work/dependencies" ANSIBLE_LOCAL_TEMP="$work/tmp" \
+   "$venv/bin/python" -m galaxy_importer.main "$tarball") 2>&1 | tee "$log" || status=$?
+errors=$(grep -c '^ERROR' "$log" || true)
+warnings=$(grep -c '^WARNING' "$log" || true)
+echo "galaxy-importer: exit $status, $errors ERROR lines, $warnings WARNING lines (log: ${log#"$root"/})"
+[ "$status" -eq 0 ] && [ "$errors" -eq 0 ]
