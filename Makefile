@@ -122,9 +122,11 @@ docs-check: venv
 
 # Plugin and role docs as the Ansible docsite builds them: schema, markup, and every reference to a module,
 # role or option of this collection, its dependency community.crypto and ansible.builtin.
+# And every version_added is a released version (changelogs/changelog.yaml) or galaxy.yml's.
 docs-lint: venv collection-link
 	@$(STAGE) run "lint: plugin and role docs (antsibull-docs)" \
 	  $(BIN)/antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs dependent $(COLL_LINK)
+	@$(STAGE) run "lint: version_added against galaxy.yml and the changelog" $(BIN)/python tests/docs/version_added.py
 
 yamllint: venv
 	@$(STAGE) run "lint: yamllint" $(BIN)/yamllint -s .

@@ -49,7 +49,6 @@ options:
         and O(password).
     type: list
     elements: dict
-    version_added: 0.2.0
     suboptions:
       host:
         description: As the top-level O(host).
