@@ -31,6 +31,8 @@ LAB_SUBNET       ?= 10.89.77.0/24
 # Every container, network and image the project creates carries this label (its value says which of
 # the three: container, network, image) and a name that starts with smarthost-; clean-up removes only those.
 LAB_LABEL        ?= smarthost.postfix
+# The execution environment that make ee builds (from LAB_IMAGE) and runs the collection's playbooks in.
+EE_IMAGE         ?= localhost/smarthost-ee:latest
 
 ifndef STAGE_RUN_START
 STAGE_RUN_START := $(shell date +%s)
@@ -39,14 +41,14 @@ endif
 export CONTAINERS_CONF := $(ROOT)/tests/images/containers.conf
 export ANSIBLE_COLLECTIONS_PATH := $(COLL_ROOT)
 export PATH := $(BIN):$(PATH)
-export LAB_IMAGE LAB_IMAGE_TRIXIE LAB_NETWORK LAB_SUBNET LAB_LABEL STAGE_RUN_START
+export LAB_IMAGE LAB_IMAGE_TRIXIE LAB_NETWORK LAB_SUBNET LAB_LABEL EE_IMAGE STAGE_RUN_START
 export ANSIBLE_FORCE_COLOR ?= false
 export PY_COLORS ?= 0
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help setup host-packages venv images image-bookworm image-trixie network guard collection-link \
         demo demo-stages test test-stages lint yamllint ansible-lint shellcheck docs docs-check docs-lint sanity-copy \
-        sanity unit matrix integration build galaxy-importer molecule isolation bench clean clean-lab
+        sanity unit matrix integration build galaxy-importer ee molecule isolation bench clean clean-lab
 
 help:
 	@echo "make demo   - set up everything, boot the lab, relay a message through an authenticated smarthost"
@@ -109,7 +111,7 @@ test:
 	@$(STAGE) begin "make test"
 	@status=0; $(MAKE) --no-print-directory test-stages || status=$$?; $(STAGE) summary || status=1; exit "$$status"
 
-test-stages: setup lint matrix integration galaxy-importer isolation
+test-stages: setup lint matrix integration galaxy-importer ee isolation
 
 lint: yamllint ansible-lint shellcheck docs-check docs-lint
 
@@ -166,6 +168,15 @@ build: venv
 # The checks Galaxy runs on upload (galaxy-importer, offline, no containers) on the tarball of make build.
 galaxy-importer: build
 	@$(STAGE) run "build: galaxy-importer on the tarball" tests/galaxy/import.sh $$(ls $(TMP)/build/dist/smarthost-postfix-*.tar.gz)
+
+# The collection in an execution environment, as AWX/AAP runs it (tests/ee/run.sh): the image built by
+# ansible-builder from the tarball of make build on the lab image (rebuilt only when its inputs changed),
+# then jobs by ansible-runner in it against the lab's containers smarthost-ee-*: the relay playbook (twice),
+# the probe and the SPF playbook.
+ee: build image-bookworm network guard
+	@$(STAGE) run "ee: build the execution environment (ansible-builder)" \
+	  tests/ee/run.sh build $$(ls $(TMP)/build/dist/smarthost-postfix-*.tar.gz)
+	@$(STAGE) run "ee: relay, probe and SPF jobs in the EE (ansible-runner)" tests/ee/run.sh test
 
 # Every scenario in turn, each as a stage (its steps as stages too); stops at the first that fails.
 SCENARIOS = (for s in $$(tests/molecule-scenarios.sh); do \
