@@ -133,6 +133,7 @@ seealso:
     link: https://www.postfix.org/master.5.html
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - smarthost.postfix.writes_config
 attributes:
   check_mode:
     support: full
@@ -142,11 +143,6 @@ attributes:
     details:
       - One diff per changed file, tables first (secret values masked as by M(smarthost.postfix.postmap)),
         then C(master.cf) and C(main.cf).
-  idempotent:
-    description: When run twice with the same arguments, the second run reports no change.
-    support: full
-  platform:
-    platforms: posix
 requirements:
   - Postfix (C(postconf), C(postmap) and C(postfix)) on the target.
 """
@@ -155,11 +151,12 @@ EXAMPLES = r"""
 - name: Credentials, TLS connection reuse and main.cf in one checked change, then reload
   smarthost.postfix.postfix_config:
     tables:
+      - path: /etc/postfix/tls_policy
+        entries: {"[smtp-a.example.net]:587": verify}
+        mode: "0644"
       - path: /etc/postfix/sasl_passwd
-        entries:
-          "[smtp-a.example.net]:587": "relay-a:{{ vault_relay_a_password }}"
+        entries: {"[smtp-a.example.net]:587": "relay-a:{{ vault_relay_a_password }}"}
         secret: true
-        exclusive: true
     type: hash
     master_cf_enable:
       - tlsproxy/unix
@@ -186,12 +183,6 @@ tables:
   returned: always
   type: list
   elements: dict
-  sample:
-    - changed: true
-      changed_keys: ["[smtp-a.example.net]:587"]
-      type: hash
-      map_path: /etc/postfix/sasl_passwd.db
-      path: /etc/postfix/sasl_passwd
 main_cf_changed:
   description: Whether C(main.cf) was (or in check mode would be) replaced.
   returned: always

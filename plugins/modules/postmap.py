@@ -144,6 +144,7 @@ seealso:
     link: https://www.postfix.org/DATABASE_README.html
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - smarthost.postfix.writes_config
   - ansible.builtin.files
 attributes:
   check_mode:
@@ -155,11 +156,6 @@ attributes:
       - Before and after of the source file; with O(tables), one diff per table.
       - With O(secret=true) every value is masked, and the keys that are new or whose value changes are
         marked C((changed)) in the after text.
-  idempotent:
-    description: When run twice with the same arguments, the second run reports no change.
-    support: full
-  platform:
-    platforms: posix
 requirements:
   - Postfix (C(postmap) and C(postconf)) on the target.
 """

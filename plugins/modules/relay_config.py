@@ -29,6 +29,9 @@ description:
   - A second run with the same input changes nothing and probes nothing.
 author:
   - smarthost.postfix contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - smarthost.postfix.writes_config
 options:
   state:
     description:
@@ -191,8 +194,6 @@ seealso:
   - name: Postfix SASL howto
     description: Client-side SASL authentication.
     link: https://www.postfix.org/SASL_README.html#client_sasl
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
@@ -202,11 +203,6 @@ attributes:
   diff_mode:
     support: full
     details: One diff per changed file; the SASL map's values are masked.
-  idempotent:
-    description: When run twice with the same arguments, the second run reports no change.
-    support: full
-  platform:
-    platforms: posix
 requirements:
   - Postfix on the target (installed by the module through O(packages)); C(apt-get) and C(dpkg-query), or C(dnf) and C(rpm).
 """

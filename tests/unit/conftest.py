@@ -101,3 +101,11 @@ def postfix(monkeypatch):
 
     monkeypatch.setattr(AnsibleModule, 'run_command', run_command)
     return state
+
+
+@pytest.fixture(scope='module')
+def pki(tmp_path_factory):
+    """A throwaway CA and server certificates for the local SMTP test servers (smtp_probe_servers.TestPKI)."""
+    from ansible_collections.smarthost.postfix.tests.unit.plugins.modules.smtp_probe_servers import TestPKI
+
+    return TestPKI(str(tmp_path_factory.mktemp('pki')))

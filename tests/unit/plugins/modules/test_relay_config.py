@@ -34,11 +34,6 @@ PASSWORD_B = 'B-pass:other-91c2'
 
 
 @pytest.fixture(scope='module')
-def pki(tmp_path_factory):
-    return servers.TestPKI(str(tmp_path_factory.mktemp('pki')))
-
-
-@pytest.fixture(scope='module')
 def upstreams(pki):
     """Two authenticating STARTTLS upstreams on loopback, A and B, each with its own account."""
     started = [servers.start_smtpd(tls_context=pki.server_context(), require_starttls=True, auth_required=True,

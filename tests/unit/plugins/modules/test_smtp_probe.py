@@ -28,6 +28,7 @@ def _load(name, path):
 
 from ansible_collections.smarthost.postfix.plugins.module_utils import _smtp as smtp_probe  # noqa: E402
 from ansible_collections.smarthost.postfix.plugins.modules import smtp_probe as smtp_probe_module  # noqa: E402
+from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import UPSTREAM_OPTIONS  # noqa: E402
 servers = _load('smtp_probe_servers', os.path.join(HERE, 'smtp_probe_servers.py'))
 patch_module_args = _load('module_args', os.path.join(HERE, 'module_args.py')).patch_module_args
 
@@ -36,11 +37,6 @@ pytestmark = pytest.mark.filterwarnings('ignore:Requiring AUTH while not requiri
 
 USERNAME, PASSWORD = servers.USERNAME, servers.PASSWORD
 SASL_HINT = '(on Debian install libsasl2-modules, on RHEL cyrus-sasl-plain)'
-
-
-@pytest.fixture(scope='module')
-def pki(tmp_path_factory):
-    return servers.TestPKI(str(tmp_path_factory.mktemp('pki')))
 
 
 @pytest.fixture(scope='module')
@@ -87,7 +83,9 @@ def scripted():
 
 
 def params(**overrides):
-    values = {name: spec.get('default') for name, spec in smtp_probe_module.argument_spec().items()}
+    """One probe's parameters: an upstream's options with the module's shared ones, as probe_all() makes them."""
+    spec = dict(smtp_probe_module.argument_spec(), **UPSTREAM_OPTIONS)
+    values = {name: spec_.get('default') for name, spec_ in spec.items() if name != 'upstreams'}
     values.update(host='127.0.0.1', helo_name='probe.test')
     values.update(overrides)
     return values
@@ -367,41 +365,37 @@ def run_main(capsys, args):
 
 @pytest.mark.parametrize('check_mode', [False, True], ids=['normal', 'check-mode'])
 def test_main_success_is_unchanged_and_hides_the_password(smtpd, pki, capsys, check_mode):
-    result, output = run_main(capsys, dict(host='localhost', port=smtpd('starttls'), tls='verify', ca_file=pki.ca_file,
-                                           helo_name='probe.test', _ansible_check_mode=check_mode, **credentials()))
+    upstream = dict(host='localhost', port=smtpd('starttls'), tls='verify', **credentials())
+    result, output = run_main(capsys, dict(upstreams=[upstream], ca_file=pki.ca_file, helo_name='probe.test',
+                                           _ansible_check_mode=check_mode))
     assert result.get('failed') is not True, result
     assert result['changed'] is False
-    assert result['auth_succeeded'] is True
-    assert result['tls']['verified'] is True
+    assert result['upstreams'][0]['auth_succeeded'] is True
+    assert result['upstreams'][0]['tls']['verified'] is True
     assert PASSWORD not in output
 
 
 def test_main_failure_keeps_facts_and_hides_the_password(smtpd, capsys):
     port = smtpd('starttls')
-    result, output = run_main(capsys, dict(host='127.0.0.1', port=port, helo_name='probe.test',
-                                           username=USERNAME, password=PASSWORD + 'x'))
+    upstream = dict(host='127.0.0.1', port=port, username=USERNAME, password=PASSWORD + 'x')
+    result, output = run_main(capsys, dict(upstreams=[upstream], helo_name='probe.test'))
     assert result['failed'] is True
     assert result['changed'] is False
-    assert result['msg'] == 'authentication rejected for user relay-a: 535 5.7.8 Authentication credentials invalid'
-    assert result['auth_attempted'] is True and result['tls']['mode'] == 'starttls'
+    assert result['msg'] == ('127.0.0.1:%d: authentication rejected for user relay-a: 535 5.7.8 Authentication '
+                             'credentials invalid' % port)
+    assert result['upstreams'][0]['auth_attempted'] is True and result['upstreams'][0]['tls']['mode'] == 'starttls'
     assert PASSWORD not in output
 
 
 def test_main_accepts_a_relay_upstreams_entry_with_mx_lookup(smtpd, capsys):
     entry = dict(host='127.0.0.1', port=smtpd('starttls'), mx_lookup=False, tls='encrypt', implicit_tls=False)
-    result = run_main(capsys, dict(entry, helo_name='probe.test'))[0]
+    result = run_main(capsys, dict(upstreams=[entry], helo_name='probe.test'))[0]
     assert result.get('failed') is not True, result
-    assert result['starttls_offered'] is True
-
-
-def test_main_needs_password_with_username(capsys):
-    result = run_main(capsys, dict(host='127.0.0.1', username=USERNAME))[0]
-    assert result['failed'] is True
-    assert 'username' in result['msg'] and 'password' in result['msg']
+    assert result['upstreams'][0]['starttls_offered'] is True
 
 
 def test_main_rejects_non_positive_timeout(capsys):
-    result = run_main(capsys, dict(host='127.0.0.1', timeout=0))[0]
+    result = run_main(capsys, dict(upstreams=[dict(host='127.0.0.1')], timeout=0))[0]
     assert result['msg'] == 'timeout must be a positive number of seconds, got 0'
 
 
@@ -424,7 +418,7 @@ def test_days_left_counts_whole_days_and_goes_negative(monkeypatch):
     assert tls['cipher'] == 'TLS_AES_128_GCM_SHA256'
 
 
-# --- upstreams: several probes in one module run ------------------------------------------------
+# --- several upstreams in one module run --------------------------------------------------------
 
 
 def test_upstreams_all_pass_and_keep_their_order(smtpd, pki, capsys):
@@ -467,21 +461,15 @@ def test_upstreams_a_silent_upstream_times_out_without_hiding_the_others(smtpd, 
     assert result['upstreams'][1]['failed'] is False and result['upstreams'][1]['starttls_offered'] is True
 
 
-@pytest.mark.parametrize('single', [dict(host='127.0.0.1'), dict(port=25), dict(password='top-level-secret')])
-def test_upstreams_exclude_the_single_probe_options(capsys, single):
-    result = run_main(capsys, dict(upstreams=[dict(host='127.0.0.1')], **single))[0]
-    assert result['failed'] is True and 'mutually exclusive' in result['msg']
-
-
 def test_upstreams_entry_with_username_needs_a_password(capsys):
     result = run_main(capsys, dict(upstreams=[dict(host='smtp-a.example.net', port=587, username=USERNAME)]))[0]
     assert result['failed'] is True
     assert result['msg'] == 'smtp-a.example.net:587: username requires a password'
 
 
-def test_host_or_upstreams_is_required(capsys):
+def test_upstreams_are_required(capsys):
     result = run_main(capsys, dict(timeout=5))[0]
-    assert result['failed'] is True and 'one of the following is required: host, upstreams' in result['msg']
+    assert result['failed'] is True and 'missing required arguments: upstreams' in result['msg']
 
 
 @pytest.mark.parametrize('mechanism', ['PLAIN', 'LOGIN'])
