@@ -52,8 +52,10 @@ export PYTHONUNBUFFERED := 1
 
 help:
 	@echo "make demo   - set up everything, boot the lab, relay a message through an authenticated smarthost"
-	@echo "make test   - the whole test suite (lint, sanity, unit, integration, build, molecule, isolation)"
-	@echo "pieces: setup lint sanity unit integration build molecule isolation bench clean clean-lab"
+	@echo "make test   - the whole test suite (lint, the ansible-core matrix of sanity and unit tests, integration,"
+	@echo "              build, galaxy-importer, the execution environment, molecule, isolation)"
+	@echo "pieces: setup lint docs sanity unit matrix integration build galaxy-importer ee molecule isolation bench"
+	@echo "        clean clean-lab"
 
 ## ---- set-up ---------------------------------------------------------------------------------
 setup: host-packages venv images network guard collection-link
