@@ -15,7 +15,6 @@ TMP         := $(ROOT)/.tmp
 COLL_ROOT   := $(TMP)/collections
 COLL_LINK   := $(COLL_ROOT)/ansible_collections/smarthost/postfix
 SANITY_COPY := /var/tmp/smarthost-postfix-test/ansible_collections/smarthost/postfix
-STAMP       := $(TMP)/stamps
 STAGE       := $(ROOT)/tests/stage.sh
 # netavark + aardvark-dns: the network backend pinned in tests/images/containers.conf, whose DNS lets
 # the lab's containers find each other by name; netavark 1.4 sets up its firewall rules with iptables.
