@@ -16,7 +16,8 @@ description:
     module run, and is the module behind the P(smarthost.postfix.relay#role) role.
   - "1. Checks the whole input: every field and cross-field rule, before anything on the host changes.
     A refusal names each bad field and never shows a secret."
-  - "2. Installs the packages in O(packages) that are missing (C(apt-get) or C(dnf))."
+  - "2. Looks up the host's OS (Ansible's own distribution facts, in the same run) and picks its entry of
+    O(os_variables); installs the packages that are missing (C(apt-get) or C(dnf))."
   - "3. Reads the live state (C(main.cf), C(master.cf), the relay's lookup tables, C(/etc/aliases), the service)
     and computes the wanted one."
   - "4. Has Postfix check a staging copy of the new C(main.cf) and C(master.cf)."
@@ -97,9 +98,10 @@ options:
     type: raw
     default: loopback-only
   tls_ca_file:
-    description: CA bundle for O(upstreams[].tls) V(verify) and V(secure) (C(smtp_tls_CAfile)); must be readable then.
+    description:
+      - CA bundle for O(upstreams[].tls) V(verify) and V(secure) (C(smtp_tls_CAfile)); must be readable then.
+      - Default from O(os_variables), else C(/etc/ssl/certs/ca-certificates.crt).
     type: str
-    default: /etc/ssl/certs/ca-certificates.crt
   allow_plaintext_auth:
     description: Allow credentials without TLS (C(smtp_sasl_security_options) without C(noplaintext)).
     type: bool
@@ -147,28 +149,44 @@ options:
     type: dict
     default: {}
   map_type:
-    description: Lookup table type for the relay's tables and the aliases.
+    description:
+      - Lookup table type for the relay's tables and the aliases.
+      - Default from O(os_variables), else V(hash).
     type: str
     choices: [btree, cdb, hash, lmdb]
-    default: hash
   session_cache_type:
-    description: Table type of the TLS session cache (C(smtp_tls_session_cache_database)).
+    description:
+      - Table type of the TLS session cache (C(smtp_tls_session_cache_database)).
+      - Default from O(os_variables), else V(btree).
     type: str
     choices: [btree, lmdb]
-    default: btree
   preflight:
     description:
       - Probe the upstreams before new upstream settings go live (see the description). No probe runs when
         the upstream settings are the live ones.
     type: bool
     default: true
+  os_variables:
+    description:
+      - What differs between operating systems, by Ansible's C(os_family) (V(Debian), V(RedHat)) and by
+        C(os_family-major version) (V(RedHat-10)), each a dictionary with any of C(packages), C(map_type_packages),
+        C(tls_ca_file), C(map_type) and C(session_cache_type). The module looks up the host's OS itself and merges
+        the entry of its version over the entry of its family; an option given explicitly wins.
+      - An OS that has no entry fails the module, before anything changes.
+      - The relay role passes its C(vars/main.yml).
+    type: dict
+    default: {}
   packages:
-    description: Packages that must be installed (Postfix and the SASL client plugin of the OS).
+    description:
+      - Packages that must be installed (Postfix and the SASL client plugin of the OS).
+      - Default from O(os_variables).
     type: list
     elements: str
     default: []
   map_type_packages:
-    description: Map type to the package that adds it to Postfix, where the OS ships one (for example V(lmdb) to V(postfix-lmdb)).
+    description:
+      - Map type to the package that adds it to Postfix, where the OS ships one (for example V(lmdb) to V(postfix-lmdb)).
+      - Default from O(os_variables).
     type: dict
     default: {}
   config_directory:
@@ -220,7 +238,9 @@ EXAMPLES = r"""
         password: "{{ vault_relay_b_password }}"
     mynetworks: [127.0.0.0/8, "[::1]/128", 192.0.2.0/24]
     inet_interfaces: all
-    packages: [postfix, libsasl2-modules]
+    os_variables:
+      Debian: {packages: [postfix, libsasl2-modules]}
+      RedHat: {packages: [postfix, cyrus-sasl-plain], tls_ca_file: /etc/pki/tls/certs/ca-bundle.crt}
   vars:
     ansible_no_target_syslog: true
   register: relay
@@ -335,7 +355,6 @@ from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model imp
     InputError,
     load,
 )
-from ansible_collections.smarthost.postfix.plugins.module_utils._smtp import MECHANISMS, probe_all
 from ansible_collections.smarthost.postfix.plugins.module_utils._tables import read_source
 
 # How each package manager installs; the first whose query tool exists is the host's.
@@ -347,9 +366,16 @@ APT_OPTIONS = ['-q', '-y', '-o', 'DPkg::Lock::Timeout=120', '-o', 'Dpkg::Options
                '-o', 'Dpkg::Options::=--force-confold']
 
 
+# The options whose default is the host's OS entry of os_variables (then the model's default).
+OS_OPTIONS = ('tls_ca_file', 'map_type', 'session_cache_type')
+OS_VARIABLES = OS_OPTIONS + ('packages', 'map_type_packages')
+
+
 def argument_spec():
+    spec = dict(OPTIONS, **dict((name, dict(OPTIONS[name], default=None)) for name in OS_OPTIONS))
     return dict(
-        OPTIONS,
+        spec,
+        os_variables=dict(type='dict', default={}),
         preflight=dict(type='bool', default=True),
         packages=dict(type='list', elements='str', default=[]),
         map_type_packages=dict(type='dict', default={}),
@@ -415,6 +441,27 @@ def aliases_text(text, root_forward):
     return block + rest
 
 
+def os_entry(module, table):
+    """The host's entry of os_variables: its family's, with its version's merged over it."""
+    if not table:
+        return {}
+    # What setup's distribution subset reports, computed here instead of in a module run of its own.
+    from ansible.module_utils.facts.system.distribution import DistributionFactCollector
+
+    facts = DistributionFactCollector().collect(module=module)
+    family, major = facts.get('os_family', ''), facts.get('distribution_major_version', '')
+    if family not in table:
+        raise PostfixError('%sos_variables has no entry for this OS (%s %s, os_family %s); entries: %s'
+                           % (module.params['field_prefix'], facts.get('distribution'), major, family, ', '.join(sorted(table))))
+    entry = {}
+    for key in (family, '%s-%s' % (family, major)):
+        for name, value in (table.get(key) or {}).items():
+            if name not in OS_VARIABLES:
+                raise PostfixError('os_variables.%s.%s: not one of %s' % (key, name, ', '.join(OS_VARIABLES)))
+            entry[name] = value
+    return entry
+
+
 class RelayRun(object):
     """One run of the module: plan everything, check it, probe when due, apply."""
 
@@ -422,8 +469,12 @@ class RelayRun(object):
         self.module = module
         params = module.params
         self.directory = params['config_directory']
-        self.relay = load(dict((name, params[name]) for name in OPTIONS), params['field_prefix'],
-                          self.directory, params['aliases_file'])
+        self.os = os_entry(module, params['os_variables'])
+        values = dict((name, params[name]) for name in OPTIONS)
+        for name in OS_OPTIONS:
+            if values[name] is None:
+                values[name] = self.os.get(name)
+        self.relay = load(values, params['field_prefix'], self.directory, params['aliases_file'])
         self.result = dict(changed=False, installed=[], main_cf_changed=False, enabled_services=[], tables=[],
                            aliases_changed=False, removed=[], preflight=dict(ran=False, reasons=[], upstreams=[]),
                            reloaded=False, restart_needed=False, running=False, enabled=False,
@@ -487,8 +538,8 @@ class RelayRun(object):
 
     def install(self):
         params = self.module.params
-        names = list(params['packages'])
-        extra = params['map_type_packages'].get(self.relay.map_type)
+        names = list(params['packages'] or self.os.get('packages') or [])
+        extra = (params['map_type_packages'] or self.os.get('map_type_packages') or {}).get(self.relay.map_type)
         if extra and extra not in names:
             names.append(extra)
         packages = Packages(self.module) if names else None
@@ -540,6 +591,9 @@ class RelayRun(object):
         if relay.state != 'present' or not self.module.params['preflight'] or not reasons:
             return
         report.update(ran=True, reasons=reasons)
+        # Imported only for a probe: a no-op run needs none of ssl, smtplib and threads.
+        from ansible_collections.smarthost.postfix.plugins.module_utils._smtp import MECHANISMS, probe_all
+
         results = probe_all(dict(
             upstreams=[upstream.probe_params() for upstream in relay.upstreams], ca_file=relay.tls_ca_file,
             allow_plaintext_auth=relay.allow_plaintext_auth, timeout=max(relay.connect_timeout, relay.helo_timeout),

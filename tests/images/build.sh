@@ -15,7 +15,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "building $image (recipe $recipe): mmdebstrap downloads and installs Debian $suite with"
 echo "  $packages into a tarball (quiet until done), then podman import"
-# The hook's "$1" (the root of the new tree) is for mmdebstrap to expand, not this shell.
+# The hook's "$1" is mmdebstrap's (the root directory it builds): single quotes on purpose.
 # shellcheck disable=SC2016
 mmdebstrap --quiet --variant=apt --include="$packages" \
   --customize-hook='rm -f "$1"/etc/machine-id; touch "$1"/etc/machine-id' \

@@ -16,6 +16,7 @@ import shutil
 import stat
 
 import pytest
+import yaml
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -290,3 +291,73 @@ def test_bad_input_fails_before_the_installation(relay, packages):
     result, dummy = relay(packages=['postfix', 'libsasl2-modules'], mynetworks=['10.0.0.0/33'])
     assert result['failed'] and result['msg'].startswith('Invalid relay input: relay_mynetworks[0]')
     assert packages['commands'] == []
+
+
+# ---- what differs between operating systems: the role's vars/main.yml, on each OS family --------------
+
+ROLE_VARS = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'roles', 'relay', 'vars', 'main.yml')
+OS_FACTS = {
+    'debian12': dict(distribution='Debian', os_family='Debian', distribution_major_version='12'),
+    'el9': dict(distribution='RedHat', os_family='RedHat', distribution_major_version='9'),
+    'el10': dict(distribution='AlmaLinux', os_family='RedHat', distribution_major_version='10'),
+    'suse': dict(distribution='SLES', os_family='Suse', distribution_major_version='15'),
+}
+
+
+def role_os_variables():
+    with open(ROLE_VARS) as handle:
+        return yaml.safe_load(handle)['__relay_os_variables']
+
+
+class FakeModule(object):
+    params = {'field_prefix': 'relay_'}
+
+
+@pytest.fixture
+def host_os(monkeypatch):
+    from ansible.module_utils.facts.system import distribution
+
+    def use(name):
+        monkeypatch.setattr(distribution.DistributionFactCollector, 'collect', lambda self, module=None, **kw: OS_FACTS[name])
+    return use
+
+
+@pytest.mark.parametrize('name, packages, ca_file, map_type, cache', [
+    ('debian12', ['postfix', 'libsasl2-modules'], '/etc/ssl/certs/ca-certificates.crt', 'hash', 'btree'),
+    ('el9', ['postfix', 'cyrus-sasl-plain'], '/etc/pki/tls/certs/ca-bundle.crt', 'hash', 'btree'),
+    ('el10', ['postfix', 'cyrus-sasl-plain'], '/etc/pki/tls/certs/ca-bundle.crt', 'lmdb', 'lmdb'),
+])
+def test_the_role_variables_of_each_os(host_os, name, packages, ca_file, map_type, cache):
+    host_os(name)
+    entry = relay_config.os_entry(FakeModule(), role_os_variables())
+    assert (entry['packages'], entry['tls_ca_file'], entry['map_type'], entry['session_cache_type']) == \
+        (packages, ca_file, map_type, cache)
+    # The main.cf the relay renders there (Postfix 3.5 on EL9 tops out at compatibility level 2).
+    version = {'debian12': '3.7.11', 'el9': '3.5.25', 'el10': '3.8.5'}[name]
+    relay = model.load(dict(upstreams=[dict(host='smtp-a.example.net', tls='verify', username='u', password='p')],
+                            tls_ca_file=entry['tls_ca_file'], map_type=entry['map_type'],
+                            session_cache_type=entry['session_cache_type']))
+    parameters = relay.wanted(model.Host(version, 'relay.example.com')).parameters
+    assert parameters['compatibility_level'] == ('2' if name == 'el9' else '3.6')
+    assert parameters['default_database_type'] == map_type
+    assert parameters['alias_maps'] == '%s:/etc/aliases' % map_type
+    assert parameters['smtp_sasl_password_maps'] == '%s:/etc/postfix/relay_sasl_passwd' % map_type
+    assert parameters['smtp_tls_session_cache_database'] == '%s:${data_directory}/smtp_scache' % cache
+    assert parameters['smtp_tls_CAfile'] == ca_file
+
+
+def test_an_os_without_variables_fails_before_anything_changes(relay, host, host_os, packages):
+    host_os('suse')
+    before = snapshot(host)
+    result, dummy = relay(os_variables=role_os_variables())
+    assert result['failed'] and result['msg'] == ('relay_os_variables has no entry for this OS (SLES 15, os_family Suse); '
+                                                  'entries: Debian, RedHat, RedHat-10')
+    assert snapshot(host) == before and packages['commands'] == []
+
+
+def test_the_os_entry_fills_what_the_input_leaves_unset(relay, host, host_os, packages):
+    host_os('debian12')
+    # No probe here: the lab upstreams' CA is not the system bundle this case ends up with.
+    result, dummy = relay(os_variables=role_os_variables(), tls_ca_file=None, preflight=False)
+    assert result['installed'] == ['libsasl2-modules']
+    assert 'smtp_tls_CAfile = /etc/ssl/certs/ca-certificates.crt\n' in read(host, 'main.cf')
