@@ -7,8 +7,8 @@
 #                          inputs (their fingerprint is the image's recipe label).
 #   run.sh test            the lab: smarthost-ee-sink and smarthost-ee-relay from LAB_IMAGE on LAB_NETWORK at
 #                          static addresses checked to be free, each with an SSH server that lets a throwaway
-#                          key in as root (no sudo on them); then one EE container per job, as AWX starts them,
-#                          running ansible-runner on a private data dir (tests/ee/project, tests/ee/inventory.yml,
+#                          key in as root (no sudo on them); then the EE container (smarthost-ee-runner), where
+#                          each job runs by ansible-runner on a private data dir as in AWX (tests/ee/project, tests/ee/inventory.yml,
 #                          the key as env/ssh_key, the account as env/extravars): upstream.yml (the sink role),
 #                          relay.yml (smarthost.postfix.relay) twice, probe.yml (smarthost.postfix.probe: the
 #                          message is delivered through the sink), spf.yml (smarthost.postfix.spf: pyspf and
@@ -99,7 +99,10 @@ start_host() {  # NAME: boot it and let the key in over SSH as root
   local name=$1
   podman run -d --name "$name" --hostname "$name" --label "$LAB_LABEL=container" --network "$LAB_NETWORK" \
     --ip "${address[$name]}" --systemd=always "$LAB_IMAGE" /sbin/init >/dev/null
-  podman exec -i "$name" sh -c 'until systemctl is-system-running --wait >/dev/null 2>&1 || [ $? -eq 1 ]; do sleep 1; done
+  # systemd has booted (running, or degraded: a unit of the image that a container cannot start) within 60 s.
+  podman exec -i "$name" sh -ec 'for _ in $(seq 60); do
+      case $(systemctl is-system-running 2>/dev/null) in running|degraded) break ;; esac; sleep 1; done
+    systemctl is-system-running >/dev/null || [ "$(systemctl is-system-running)" = degraded ]
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null
     install -d -m 0700 /root/.ssh && cat >/root/.ssh/authorized_keys && chmod 0600 /root/.ssh/authorized_keys
     systemctl enable -q --now ssh' <"$work/runner/env/ssh_key.pub"
@@ -107,12 +110,17 @@ start_host() {  # NAME: boot it and let the key in over SSH as root
     podman exec "$name" sh -c 'command -v sudo || echo none'))"
 }
 
-job() {  # IDENT PLAYBOOK: one job in its own EE container, as AWX runs one
+# The EE container, started once: AWX starts one per job, but a container joining or leaving the lab network
+# reconfigures its DNS server, and a relay that looks up its upstream at that moment defers the message.
+start_runner() {
+  podman run -d --name smarthost-ee-runner --label "$LAB_LABEL=container" --network "$LAB_NETWORK" \
+    --ip "${address[smarthost-ee-runner]}" -v "$work/runner:/runner" "$EE_IMAGE" sleep infinity >/dev/null
+}
+
+job() {  # IDENT PLAYBOOK: one job by ansible-runner in the EE, on the private data dir, as AWX runs one
   local ident=$1 playbook=$2 status=0
   echo "--- job $ident: ansible-runner run /runner -p $playbook in $EE_IMAGE"
-  podman run --rm --name smarthost-ee-runner --label "$LAB_LABEL=container" --network "$LAB_NETWORK" \
-    --ip "${address[smarthost-ee-runner]}" -v "$work/runner:/runner" "$EE_IMAGE" \
-    ansible-runner run /runner -p "$playbook" --ident "$ident" || status=$?
+  podman exec smarthost-ee-runner ansible-runner run /runner -p "$playbook" --ident "$ident" || status=$?
   echo "--- job $ident: exit $status, status $(cat "$work/runner/artifacts/$ident/status" 2>/dev/null || echo none)"
   [ "$status" -eq 0 ] && [ "$(cat "$work/runner/artifacts/$ident/status")" = successful ]
 }
@@ -135,6 +143,7 @@ test_lab() {
   chown 1000 "$work/runner/env/ssh_key"
   start_host smarthost-ee-sink &
   start_host smarthost-ee-relay &
+  start_runner
   for _ in "${hosts[@]}"; do wait -n; done
 
   job upstream upstream.yml
