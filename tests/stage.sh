@@ -3,7 +3,8 @@
 # since the run began, and a summary table of every stage at the end.
 #   stage.sh begin TITLE          start a run: forget the stages of the last one
 #   stage.sh run NAME CMD [ARG]   run CMD as stage NAME, record pass/FAIL and seconds, keep CMD's exit status
-#   stage.sh record NAME STATUS SECONDS   record a stage run by someone else (the Molecule step filter)
+#   stage.sh record NAME STATUS SECONDS   record a stage run by someone else (the Molecule step filter);
+#                                 STATUS pass, FAIL or SKIP (not run: what it needs is missing, a note says what)
 #   stage.sh note TEXT            keep a line that the summary prints under its table (what a stage found)
 #   stage.sh elapsed              print the time since the run began (hh:mm:ss)
 #   stage.sh summary              print the table and the notes; exit 1 when a stage failed or none ran
@@ -54,11 +55,12 @@ case ${1:?usage: stage.sh begin|run|record|elapsed|summary} in
     # The notes come under the table, before the count (which stays the last line).
     awk -F'\t' -v notes="$dir/notes" '
       BEGIN { printf "%-64s %-6s %8s\n", "stage", "result", "seconds" }
-      { printf "%-64s %-6s %8d\n", $1, $2, $3; if ($2 == "FAIL") failed++ }
+      { printf "%-64s %-6s %8d\n", $1, $2, $3; if ($2 == "FAIL") failed++; if ($2 == "SKIP") skipped++ }
       END {
         while ((getline line < notes) > 0) print line
-        if (NR == 0) { print "no stage ran"; exit 1 }
-        printf "stages: %d passed, %d failed\n", NR - failed, failed
+        if (NR == skipped) { print "no stage ran"; exit 1 }
+        if (skipped) printf "stages: %d passed, %d failed, %d skipped\n", NR - failed - skipped, failed, skipped
+        else printf "stages: %d passed, %d failed\n", NR - failed, failed
         exit failed > 0
       }' "$dir/stages.tsv"
     ;;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Galaxy's importer (galaxy-importer, the checks Galaxy runs on upload) on the built tarball, with the
-# settings of tests/galaxy/galaxy-importer.cfg, in the matrix venv whose requirements name galaxy-importer.
+# settings of tests/galaxy/galaxy-importer.cfg, in the matrix venv of the newest ansible-core among those
+# whose requirements include tests/galaxy/requirements.txt and whose Python is on this machine.
 # Fails when the importer fails or logs an ERROR; its warnings are shown and counted.
 # The importer points ansible-lint at nothing but the collection itself; community.crypto (the dependency
 # the sink role uses) is put on the importer's Python path from the dev venv's ansible package, as where the
@@ -9,9 +10,18 @@
 set -euo pipefail
 tarball=$(realpath "${1:?tarball}")
 root=$(cd "$(dirname "$0")/../.." && pwd)
-requirements=$(grep -l '^galaxy-importer==' "$root"/tests/matrix/*.txt)
-"$root/tests/matrix/venv.sh" "$requirements"
-venv=$("$root/tests/matrix/venv.sh" --path "$requirements")
+venv=
+mapfile -t candidates < <(grep -l '^-r \.\./galaxy/requirements\.txt$' "$root"/tests/matrix/*.txt | sort -rV)
+for requirements in "${candidates[@]}"; do
+  status=0
+  "$root/tests/matrix/venv.sh" "$requirements" || status=$?
+  if [ "$status" -eq 0 ]; then
+    venv=$("$root/tests/matrix/venv.sh" --path "$requirements")
+    break
+  fi
+  [ "$status" -eq 3 ] || exit "$status"
+done
+[ -n "$venv" ] || { echo "no venv for galaxy-importer: none of its Pythons is here" >&2; exit 1; }
 log=$root/.tmp/galaxy-importer.log
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

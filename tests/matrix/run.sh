@@ -5,7 +5,10 @@
 #   - the dev venv (.venv, requirements-dev.txt), shared with the other stages of make test;
 #   - one venv per tests/matrix/ansible-core-X.Y.txt, in .cache/venvs/, with the Python its "# python:"
 #     line names, made when missing or when its requirements changed (tests/matrix/venv.sh), reused otherwise.
-# The list must start at requires_ansible's minor release and leave no minor release out (checked here).
+# The pinned releases must start at requires_ansible's minor release and leave no minor release out (checked
+# here, from the pins, whether their venvs can be made or not).
+# A release whose Python is not on this machine (3.12 and 3.13 on a Debian 12 without pyenv) is skipped:
+# a SKIP row in the summary and a note that names it as not tested; the run fails only on a failed test.
 # The sanity runs are stages one after the other (pylint and validate-modules need the CPU); meanwhile
 # the unit suites of all venvs run at once in the background (they mostly wait for Postfix's commands and
 # the local test servers), each recorded as a stage when it ends. Last, the ansible-core releases tested,
@@ -18,28 +21,48 @@ stage=$root/tests/stage.sh
 logs=$root/.tmp/matrix
 rm -rf "$logs" && mkdir -p "$logs"
 
+pin_of() { sed -n 's/^ansible-core==\([0-9.]*\)$/\1/p' "$1"; }
 version_of() { "$1/bin/python" -c 'from importlib.metadata import version; print(version("ansible-core"))'; }
 python_of() { "$1/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])'; }
 
-# The venvs, oldest ansible-core first.
-venvs=("$root/.venv")
-for requirements in "$root"/tests/matrix/ansible-core-*.txt; do
-  "$root/tests/matrix/venv.sh" "$requirements"
-  venvs+=("$("$root/tests/matrix/venv.sh" --path "$requirements")")
-done
-mapfile -t venvs < <(for venv in "${venvs[@]}"; do printf '%s %s\n' "$(version_of "$venv")" "$venv"; done | sort -V | cut -d' ' -f2-)
+# The requirements files with their pinned release, oldest first.
+mapfile -t pinned < <({
+  printf '%s %s\n' "$(pin_of "$root/requirements-dev.txt")" "$root/requirements-dev.txt"
+  for requirements in "$root"/tests/matrix/ansible-core-*.txt; do
+    printf '%s %s\n' "$(pin_of "$requirements")" "$requirements"
+  done } | sort -V)
 
 # The matrix covers what meta/runtime.yml claims: from its minimum's minor release, no minor left out.
 claimed=$(sed -n 's/^requires_ansible: *["'\'']*>=\([0-9]*\.[0-9]*\)\..*/\1/p' "$root/meta/runtime.yml")
 [ -n "$claimed" ] || { echo "meta/runtime.yml: no requires_ansible \">=X.Y.Z\"" >&2; exit 1; }
 expected=${claimed#*.}
-for venv in "${venvs[@]}"; do
-  minor=$(version_of "$venv" | cut -d. -f1-2)
+for entry in "${pinned[@]}"; do
+  minor=$(echo "${entry%% *}" | cut -d. -f1-2)
   if [ "${minor%%.*}.$expected" != "$minor" ]; then
-    echo "the matrix must test ansible-core ${minor%%.*}.$expected next (requires_ansible >=$claimed): found $minor in $venv" >&2
+    echo "the matrix must test ansible-core ${minor%%.*}.$expected next (requires_ansible >=$claimed): found $minor in ${entry#* }" >&2
     exit 1
   fi
   expected=$((expected + 1))
+done
+
+# The venvs, oldest ansible-core first; the releases without their Python here are skipped.
+venvs=() skipped=()
+for entry in "${pinned[@]}"; do
+  requirements=${entry#* }
+  if [ "$requirements" = "$root/requirements-dev.txt" ]; then
+    venvs+=("$root/.venv")
+    continue
+  fi
+  status=0
+  "$root/tests/matrix/venv.sh" "$requirements" || status=$?
+  if [ "$status" -eq 3 ]; then
+    python=$(sed -n 's/^# python: *\([0-9.]*\).*/\1/p' "$requirements")
+    "$stage" record "sanity and unit: ansible-core ${entry%% *} (no Python $python here)" SKIP 0
+    skipped+=("${entry%% *} (no Python $python)")
+    continue
+  fi
+  [ "$status" -eq 0 ] || exit "$status"
+  venvs+=("$("$root/tests/matrix/venv.sh" --path "$requirements")")
 done
 
 # Unit suites in the background, one log each.
@@ -85,4 +108,9 @@ note="ansible-core tested with ansible-test sanity and the unit tests: $(for ven
   done | sed 's/, $//')"
 echo "$note"
 "$stage" note "$note"
+if [ "${#skipped[@]}" -gt 0 ]; then
+  note="ansible-core NOT tested here (meta/runtime.yml claims them): $(printf '%s, ' "${skipped[@]}" | sed 's/, $//'); install that Python (pyenv install X.Y) and run make matrix"
+  echo "$note"
+  "$stage" note "$note"
+fi
 [ "${#failed[@]}" -eq 0 ]
