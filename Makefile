@@ -19,8 +19,9 @@ STAGE       := $(ROOT)/tests/stage.sh
 # netavark + aardvark-dns: the network backend pinned in tests/images/containers.conf, whose DNS lets
 # the lab's containers find each other by name; netavark 1.4 sets up its firewall rules with iptables.
 # shellcheck: ansible-test's sanity test of that name and make lint check the shell scripts with it.
+# python3-venv: the venvs (dev and matrix) on a Debian Python (a pyenv Python has venv built in).
 APT_PACKAGES := podman runc netavark aardvark-dns iptables mmdebstrap postfix libsasl2-modules rsync nftables uidmap \
-                shellcheck
+                shellcheck python3-venv
 
 # Lab images: the name is a variable so users with a registry can use their own.
 LAB_IMAGE        ?= localhost/smarthost-debian12:latest
