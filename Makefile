@@ -15,11 +15,13 @@ TMP         := $(ROOT)/.tmp
 COLL_ROOT   := $(TMP)/collections
 COLL_LINK   := $(COLL_ROOT)/ansible_collections/smarthost/postfix
 SANITY_COPY := /var/tmp/smarthost-postfix-test/ansible_collections/smarthost/postfix
-STAMP       := $(TMP)/stamps
 STAGE       := $(ROOT)/tests/stage.sh
 # netavark + aardvark-dns: the network backend pinned in tests/images/containers.conf, whose DNS lets
 # the lab's containers find each other by name; netavark 1.4 sets up its firewall rules with iptables.
-APT_PACKAGES := podman runc netavark aardvark-dns iptables mmdebstrap postfix libsasl2-modules rsync nftables uidmap
+# shellcheck: ansible-test's sanity test of that name and make lint check the shell scripts with it.
+# python3-venv: the venvs (dev and matrix) on a Debian Python (a pyenv Python has venv built in).
+APT_PACKAGES := podman runc netavark aardvark-dns iptables mmdebstrap postfix libsasl2-modules rsync nftables uidmap \
+                shellcheck python3-venv
 
 # Lab images: the name is a variable so users with a registry can use their own.
 LAB_IMAGE        ?= localhost/smarthost-debian12:latest
@@ -29,6 +31,8 @@ LAB_SUBNET       ?= 10.89.77.0/24
 # Every container, network and image the project creates carries this label (its value says which of
 # the three: container, network, image) and a name that starts with smarthost-; clean-up removes only those.
 LAB_LABEL        ?= smarthost.postfix
+# The execution environment that make ee builds (from LAB_IMAGE) and runs the collection's playbooks in.
+EE_IMAGE         ?= localhost/smarthost-ee:latest
 
 ifndef STAGE_RUN_START
 STAGE_RUN_START := $(shell date +%s)
@@ -37,19 +41,21 @@ endif
 export CONTAINERS_CONF := $(ROOT)/tests/images/containers.conf
 export ANSIBLE_COLLECTIONS_PATH := $(COLL_ROOT)
 export PATH := $(BIN):$(PATH)
-export LAB_IMAGE LAB_IMAGE_TRIXIE LAB_NETWORK LAB_SUBNET LAB_LABEL STAGE_RUN_START
+export LAB_IMAGE LAB_IMAGE_TRIXIE LAB_NETWORK LAB_SUBNET LAB_LABEL EE_IMAGE STAGE_RUN_START
 export ANSIBLE_FORCE_COLOR ?= false
 export PY_COLORS ?= 0
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help setup host-packages venv images image-bookworm image-trixie network guard collection-link \
-        demo demo-stages test test-stages lint yamllint ansible-lint docs docs-check sanity-copy sanity unit \
-        integration build molecule isolation bench clean clean-lab
+        demo demo-stages test test-stages lint yamllint ansible-lint shellcheck docs docs-check docs-lint sanity-copy \
+        sanity unit matrix integration build galaxy-importer ee molecule isolation bench clean clean-lab
 
 help:
 	@echo "make demo   - set up everything, boot the lab, relay a message through an authenticated smarthost"
-	@echo "make test   - the whole test suite (lint, sanity, unit, integration, build, molecule, isolation)"
-	@echo "pieces: setup lint sanity unit integration build molecule isolation bench clean clean-lab"
+	@echo "make test   - the whole test suite (lint, the ansible-core matrix of sanity and unit tests, integration,"
+	@echo "              build, galaxy-importer, the execution environment, molecule, isolation)"
+	@echo "pieces: setup lint docs sanity unit matrix integration build galaxy-importer ee molecule isolation bench"
+	@echo "        clean clean-lab"
 
 ## ---- set-up ---------------------------------------------------------------------------------
 setup: host-packages venv images network guard collection-link
@@ -57,14 +63,14 @@ setup: host-packages venv images network guard collection-link
 host-packages:
 	@$(STAGE) run "setup: host packages" tests/host-packages.sh $(APT_PACKAGES)
 
-venv: $(STAMP)/venv
+# Made anew when requirements-dev.txt or a file it includes changed (tests/venv.sh keeps their fingerprint),
+# a stage only then.
 # No --no-compile: it would save about 50 s of this install, but where PYTHONDONTWRITEBYTECODE is set
 # (as here) nothing would ever be byte-compiled, and every Ansible process would compile ansible-core
 # from source again.
-$(STAMP)/venv: requirements-dev.txt
-	@mkdir -p $(STAMP)
-	@$(STAGE) run "setup: python venv" tests/venv.sh $(PYTHON_BASE) $(VENV) requirements-dev.txt
-	@touch $@
+venv:
+	@tests/venv.sh --up-to-date $(PYTHON_BASE) $(VENV) requirements-dev.txt || \
+	  $(STAGE) run "setup: python venv" tests/venv.sh $(PYTHON_BASE) $(VENV) requirements-dev.txt
 
 images: image-bookworm image-trixie
 
@@ -107,16 +113,24 @@ test:
 	@$(STAGE) begin "make test"
 	@status=0; $(MAKE) --no-print-directory test-stages || status=$$?; $(STAGE) summary || status=1; exit "$$status"
 
-test-stages: setup lint sanity unit integration build isolation
+test-stages: setup lint matrix integration galaxy-importer ee isolation
 
-lint: yamllint ansible-lint docs-check
+lint: yamllint ansible-lint shellcheck docs-check docs-lint
 
-# README variable tables are generated from the roles' meta/argument_specs.yml.
+# The variable tables of the roles' READMEs are rendered by aar-doc from their meta/argument_specs.yml.
 docs: venv
-	@$(BIN)/python tests/docs/role_vars.py --write
+	@tests/docs/role-docs.sh --write
 
 docs-check: venv
-	@$(STAGE) run "lint: README variable tables (docs-check)" $(BIN)/python tests/docs/role_vars.py --check
+	@$(STAGE) run "lint: role README variables (aar-doc, docs-check)" tests/docs/role-docs.sh --check
+
+# Plugin and role docs as the Ansible docsite builds them: schema, markup, and every reference to a module,
+# role or option of this collection, its dependency community.crypto and ansible.builtin.
+# And every version_added is a released version (changelogs/changelog.yaml) or galaxy.yml's.
+docs-lint: venv collection-link
+	@$(STAGE) run "lint: plugin and role docs (antsibull-docs)" \
+	  $(BIN)/antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs dependent $(COLL_LINK)
+	@$(STAGE) run "lint: version_added against galaxy.yml and the changelog" $(BIN)/python tests/docs/version_added.py
 
 yamllint: venv
 	@$(STAGE) run "lint: yamllint" $(BIN)/yamllint -s .
@@ -124,31 +138,47 @@ yamllint: venv
 ansible-lint: venv collection-link
 	@$(STAGE) run "lint: ansible-lint" $(BIN)/ansible-lint --profile production --offline -q
 
-# ansible-test needs its pip bootstrap script, whose download host is unreachable: use a stand-in.
-$(STAMP)/get-pip: tests/sanity/get_pip_standin.py | venv
-	@mkdir -p $(STAMP) $(ROOT)/.cache/pip-wheel ~/.ansible/test/cache
-	@ls $(ROOT)/.cache/pip-wheel/pip-24.2-*.whl >/dev/null 2>&1 || \
-	  $(STAGE) run "sanity: pip download pip==24.2 (ansible-test's bootstrap)" \
-	  $(BIN)/pip download -q --no-deps -d $(ROOT)/.cache/pip-wheel pip==24.2
-	@sed 's#@WHEEL_DIR@#$(ROOT)/.cache/pip-wheel#' tests/sanity/get_pip_standin.py > ~/.ansible/test/cache/get_pip_24_2.py
-	@touch $@
+# Every shell script of the repository, .sh or not (ansible-test's shellcheck sees only *.sh).
+shellcheck: host-packages
+	@$(STAGE) run "lint: shellcheck" tests/shellcheck.sh
 
+# ansible-test runs through tests/ansible-test.sh: its pip bootstrap script, whose download host is
+# unreachable, is replaced by a stand-in (tests/sanity/pip_bootstrap.py), for each ansible-core release.
 sanity-copy: venv host-packages
 	@mkdir -p $(SANITY_COPY)
 	@rsync -a --delete --exclude-from=tests/sanity/copy-excludes.txt $(ROOT)/ $(SANITY_COPY)/
 
-sanity: sanity-copy $(STAMP)/get-pip
-	@$(STAGE) run "sanity: ansible-test sanity" env -C $(SANITY_COPY) $(BIN)/ansible-test sanity --venv --python 3.11 --color no
+# sanity and unit: the dev venv's ansible-core only; make test runs them as part of the matrix.
+sanity: sanity-copy
+	@$(STAGE) run "sanity: ansible-test sanity" tests/ansible-test.sh $(VENV) $(SANITY_COPY) sanity --venv
 
 unit: venv collection-link
 	@$(STAGE) run "unit: pytest" $(BIN)/python -m pytest -q tests/unit
 
-integration: sanity-copy $(STAMP)/get-pip host-packages
+# ansible-test sanity and the unit tests on every ansible-core minor release from meta/runtime.yml's
+# requires_ansible to the newest (tests/matrix/: one venv per release besides the dev venv's).
+matrix: sanity-copy collection-link
+	@tests/matrix/run.sh $(SANITY_COPY)
+
+integration: sanity-copy host-packages
 	@$(STAGE) run "integration: ansible-test integration" \
-	  env -C $(SANITY_COPY) ANSIBLE_COLLECTIONS_PATH= $(BIN)/ansible-test integration --local --python 3.11 --color no
+	  env ANSIBLE_COLLECTIONS_PATH= tests/ansible-test.sh $(VENV) $(SANITY_COPY) integration --local
 
 build: venv
 	@$(STAGE) run "build: collection build, install and smoke" tests/build/build-and-smoke.sh
+
+# The checks Galaxy runs on upload (galaxy-importer, offline, no containers) on the tarball of make build.
+galaxy-importer: build
+	@$(STAGE) run "build: galaxy-importer on the tarball" tests/galaxy/import.sh $$(ls $(TMP)/build/dist/smarthost-postfix-*.tar.gz)
+
+# The collection in an execution environment, as AWX/AAP runs it (tests/ee/run.sh): the image built by
+# ansible-builder from the tarball of make build on the lab image (rebuilt only when its inputs changed),
+# then jobs by ansible-runner in it against the lab's containers smarthost-ee-*: the relay playbook (twice),
+# the probe and the SPF playbook.
+ee: build image-bookworm network guard
+	@$(STAGE) run "ee: build the execution environment (ansible-builder)" \
+	  tests/ee/run.sh build $$(ls $(TMP)/build/dist/smarthost-postfix-*.tar.gz)
+	@$(STAGE) run "ee: relay, probe and SPF jobs in the EE (ansible-runner)" tests/ee/run.sh test
 
 # Every scenario in turn, each as a stage (its steps as stages too); stops at the first that fails.
 SCENARIOS = (for s in $$(tests/molecule-scenarios.sh); do \

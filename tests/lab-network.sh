@@ -40,7 +40,15 @@ if podman network exists "$network"; then
     echo "the network $network exists without DNS; remove it (make clean-lab) and run make setup again" >&2
     exit 1
   fi
-  echo "network $network exists (netavark, DNS on)"
+  # Molecule's podman driver creates a missing network on its own, with podman's default subnet: the lab's
+  # static addresses are not in it.
+  found=$(podman network inspect --format '{{range .Subnets}}{{.Subnet}} {{end}}' "$network")
+  if [ "${found% }" != "$subnet" ]; then
+    echo "the network $network exists with the subnet ${found% }, not $subnet (Molecule run without make setup?);" \
+         "remove it when no container uses it (podman network rm $network) and run make setup again" >&2
+    exit 1
+  fi
+  echo "network $network exists (netavark, DNS on, $subnet)"
 else
   podman network create --subnet "$subnet" --label "$label=network" "$network" >/dev/null
   echo "created network $network ($subnet, netavark, DNS $(podman network inspect --format '{{.DNSEnabled}}' "$network"))"

@@ -3,10 +3,12 @@
 # since the run began, and a summary table of every stage at the end.
 #   stage.sh begin TITLE          start a run: forget the stages of the last one
 #   stage.sh run NAME CMD [ARG]   run CMD as stage NAME, record pass/FAIL and seconds, keep CMD's exit status
-#   stage.sh record NAME STATUS SECONDS   record a stage run by someone else (the Molecule step filter)
+#   stage.sh record NAME STATUS SECONDS   record a stage run by someone else (the Molecule step filter);
+#                                 STATUS pass, FAIL or SKIP (not run: what it needs is missing, a note says what)
+#   stage.sh note TEXT            keep a line that the summary prints under its table (what a stage found)
 #   stage.sh elapsed              print the time since the run began (hh:mm:ss)
-#   stage.sh summary              print the table; exit 1 when a stage failed or none ran
-# Records live in .tmp/stages/ (tab-separated: name, status, seconds). The run began at STAGE_RUN_START
+#   stage.sh summary              print the table and the notes; exit 1 when a stage failed or none ran
+# Records live in .tmp/stages/ (stages.tsv, tab-separated: name, status, seconds; notes). The run began at STAGE_RUN_START
 # (seconds since the epoch; the Makefile sets it once per make command), or now.
 set -euo pipefail
 dir=$(cd "$(dirname "$0")/.." && pwd)/.tmp/stages
@@ -20,7 +22,7 @@ elapsed() {
 
 case ${1:?usage: stage.sh begin|run|record|elapsed|summary} in
   begin)
-    rm -f "$dir/stages.tsv"
+    rm -f "$dir/stages.tsv" "$dir/notes"
     printf '%s\n' "${2:-}" >"$dir/title"
     echo "==> [$(elapsed)] ${2:-}"
     ;;
@@ -37,6 +39,9 @@ case ${1:?usage: stage.sh begin|run|record|elapsed|summary} in
     exit "$status"
     ;;
   elapsed) elapsed; echo ;;
+  note)
+    printf '%s\n' "${2:?text}" >>"$dir/notes"
+    ;;
   record)
     printf '%s\t%s\t%s\n' "${2:?name}" "${3:?status}" "${4:?seconds}" >>"$dir/stages.tsv"
     ;;
@@ -46,12 +51,16 @@ case ${1:?usage: stage.sh begin|run|record|elapsed|summary} in
     [ ! -f "$dir/title" ] || title=$(cat "$dir/title")
     echo
     echo "== Summary${title:+ of $title} (total $(elapsed))"
-    awk -F'\t' '
+    touch "$dir/notes"
+    # The notes come under the table, before the count (which stays the last line).
+    awk -F'\t' -v notes="$dir/notes" '
       BEGIN { printf "%-64s %-6s %8s\n", "stage", "result", "seconds" }
-      { printf "%-64s %-6s %8d\n", $1, $2, $3; if ($2 == "FAIL") failed++ }
+      { printf "%-64s %-6s %8d\n", $1, $2, $3; if ($2 == "FAIL") failed++; if ($2 == "SKIP") skipped++ }
       END {
-        if (NR == 0) { print "no stage ran"; exit 1 }
-        printf "stages: %d passed, %d failed\n", NR - failed, failed
+        while ((getline line < notes) > 0) print line
+        if (NR == skipped) { print "no stage ran"; exit 1 }
+        if (skipped) printf "stages: %d passed, %d failed, %d skipped\n", NR - failed - skipped, failed, skipped
+        else printf "stages: %d passed, %d failed\n", NR - failed, failed
         exit failed > 0
       }' "$dir/stages.tsv"
     ;;

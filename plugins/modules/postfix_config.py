@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 ---
 module: postfix_config
 short_description: Apply lookup tables, master.cf and main.cf as one checked change, then reload Postfix
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Writes the lookup tables in O(tables) (as M(smarthost.postfix.postmap) does), enables services
     that the distribution's C(master.cf) ships commented out (O(master_cf_enable)) and replaces

@@ -45,7 +45,6 @@ options:
       - Mutually exclusive with O(path), O(entries), O(state), O(exclusive) and O(secret).
     type: list
     elements: dict
-    version_added: 0.2.0
     suboptions:
       path:
         description: Path of the table source file.

@@ -13,7 +13,7 @@ short_description: Make Postfix an authenticated smarthost relay in one idempote
 version_added: 0.1.0
 description:
   - Applies the relay model (C(plugins/module_utils/_relay_model.py)) to the host, in this order, in one
-    module run, and is the module behind the M(smarthost.postfix.relay) role.
+    module run, and is the module behind the P(smarthost.postfix.relay#role) role.
   - "1. Checks the whole input: every field and cross-field rule, before anything on the host changes.
     A refusal names each bad field and never shows a secret."
   - "2. Looks up the host's OS (Ansible's own distribution facts, in the same run) and picks its entry of
@@ -695,14 +695,14 @@ class RelayRun(object):
         result['restart_needed'] = result['running'] and change.main_changed and any(
             self.effective(postfix, name, wanted.parameters) != self.effective(postfix, name, live)
             for name in LISTENER_PARAMETERS)
-        result['changed'] = bool(result['installed'] or change.files_changed or result['aliases_changed'] or remove
-                                 or any(table['changed'] for table in result['tables']))
+        tables_changed = any(table['changed'] for table in result['tables'])
+        result['changed'] = bool(result['installed'] or change.files_changed or result['aliases_changed'] or remove or tables_changed)
         if not module.check_mode:
             if aliases_before != aliases_after:
                 write_file(module, relay.aliases_path, aliases_after)
             if result['aliases_changed']:
                 self.build_aliases(postfix)
-            if result['running'] and (change.files_changed or any(table['changed'] for table in result['tables'])):
+            if result['running'] and (change.files_changed or tables_changed):
                 result['reloaded'] = change.reload()
             for path in remove:
                 os.unlink(path)

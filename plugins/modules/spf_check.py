@@ -52,7 +52,6 @@ options:
         C(postmaster@DOMAIN), which is also what RFC 7208 uses for an empty sender.
       - The domain part is the domain that is checked, see O(domain).
     type: str
-    version_added: 0.1.0
   ip:
     description:
       - The IPv4 or IPv6 address that finally delivers the mail to the receiver, normally the
@@ -170,7 +169,6 @@ receiver_explanation:
   returned: always
   type: str
   sample: Mail from 192.0.2.25 is not authorized; see https://example.com/spf
-  version_added: 0.1.0
 suggestion:
   description:
     - When the address is not permitted, an SPF record for the checked domain that would permit it.

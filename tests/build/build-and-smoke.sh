@@ -16,7 +16,7 @@ for wanted in roles/relay/ roles/sink/ plugins/modules/postmap.py plugins/module
               playbooks/relay.yml meta/runtime.yml README.md MANIFEST.json; do
   grep -q "^$wanted" <<<"$listing" || { echo "tarball lacks $wanted" >&2; exit 1; }
 done
-if grep -E '(^|/)(\.venv|\.cache|\.tmp|\.git|\.ci|molecule|tests/images|__pycache__)(/|$)|\.tar$' <<<"$listing"; then
+if grep -E '(^|/)(\.venv|\.cache|\.tmp|\.git|\.ci|molecule|tests/(images|build|docs|ee|galaxy|matrix|[^/]*\.sh)|__pycache__)(/|$)|\.tar$' <<<"$listing"; then
   echo "tarball ships files it must not (above)" >&2
   exit 1
 fi

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import shutil
 import sys
 import tempfile
-from unittest import mock
 
 import pytest
 
@@ -48,18 +46,12 @@ def set_module_args():
 
     Logging to the target syslog stays off (what no_target_syslog does) so test secrets are not written to the host's journal.
     """
-    from ansible.module_utils import basic
+    from ansible_collections.smarthost.postfix.tests.unit.plugins.modules.module_args import patch_module_args
 
     stack = contextlib.ExitStack()
 
     def _set(args):
-        args = dict(args, _ansible_no_log=True)
-        try:
-            from ansible.module_utils.testing import patch_module_args
-        except ImportError:  # ansible-core < 2.19
-            stack.enter_context(mock.patch.object(basic, '_ANSIBLE_ARGS', json.dumps({'ANSIBLE_MODULE_ARGS': args}).encode()))
-        else:
-            stack.enter_context(patch_module_args(args))
+        stack.enter_context(patch_module_args(dict(args, _ansible_no_log=True)))
 
     with stack:
         yield _set

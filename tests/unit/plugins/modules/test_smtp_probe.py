@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULE_PATH = os.path.join(HERE, '..', '..', '..', '..', 'plugins', 'modules', 'smtp_probe.py')
@@ -31,6 +30,7 @@ from ansible_collections.smarthost.postfix.plugins.module_utils import _smtp as 
 from ansible_collections.smarthost.postfix.plugins.modules import smtp_probe as smtp_probe_module  # noqa: E402
 from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import UPSTREAM_OPTIONS  # noqa: E402
 servers = _load('smtp_probe_servers', os.path.join(HERE, 'smtp_probe_servers.py'))
+patch_module_args = _load('module_args', os.path.join(HERE, 'module_args.py')).patch_module_args
 
 # aiosmtpd warns about the implicit-TLS server config, where TLS is in fact always on.
 pytestmark = pytest.mark.filterwarnings('ignore:Requiring AUTH while not requiring TLS')

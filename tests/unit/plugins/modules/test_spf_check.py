@@ -12,7 +12,6 @@ import os
 import pytest
 import spf as pyspf
 
-from ansible.module_utils.testing import patch_module_args
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULE_PATH = os.path.join(HERE, '..', '..', '..', '..', 'plugins', 'modules', 'spf_check.py')
@@ -28,6 +27,7 @@ def _load(name, path):
 
 spf_check = _load('spf_check_under_test', MODULE_PATH)
 spf_dns_server = _load('spf_dns_server', os.path.join(HERE, 'spf_dns_server.py'))
+patch_module_args = _load('module_args', os.path.join(HERE, 'module_args.py')).patch_module_args
 
 # The upstream's outbound address in these tests, and one that no record lists.
 UPSTREAM = '192.0.2.25'

@@ -20,7 +20,6 @@ import dns.rdatatype
 import pytest
 import yaml
 
-from ansible.module_utils.testing import patch_module_args
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SUITE = os.path.join(HERE, 'data', 'rfc7208-tests.yml.txt')
@@ -38,6 +37,7 @@ def _load(name, path):
 
 spf_check = _load('spf_check_under_test', os.path.join(HERE, '..', '..', '..', '..', 'plugins', 'modules', 'spf_check.py'))
 spf_dns_server = _load('spf_dns_server', os.path.join(HERE, 'spf_dns_server.py'))
+patch_module_args = _load('module_args', os.path.join(HERE, 'module_args.py')).patch_module_args
 
 with open(SUITE, 'rb') as suite_file:
     SCENARIOS = list(yaml.safe_load_all(suite_file))
