@@ -83,7 +83,7 @@ options:
             certificate by SNI would otherwise answer the probe and Postfix differently.
           - The certificate is checked against O(upstreams[].host) whatever the SNI, as Postfix does.
         type: str
-        version_added: 0.2.0
+        version_added: 0.1.0
       username:
         description:
           - SASL user name. When set, the probe authenticates; O(upstreams[].password) is then required.
