@@ -6,31 +6,16 @@
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import json
-import os
 import time
 
 import pytest
 
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-MODULE_PATH = os.path.join(HERE, '..', '..', '..', '..', 'plugins', 'modules', 'smtp_probe.py')
-
-
-def _load(name, path):
-    # Loaded by path so the tests run with or without a collection loader on sys.path.
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-from ansible_collections.smarthost.postfix.plugins.module_utils import _smtp as smtp_probe  # noqa: E402
-from ansible_collections.smarthost.postfix.plugins.modules import smtp_probe as smtp_probe_module  # noqa: E402
-from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import UPSTREAM_OPTIONS  # noqa: E402
-servers = _load('smtp_probe_servers', os.path.join(HERE, 'smtp_probe_servers.py'))
-patch_module_args = _load('module_args', os.path.join(HERE, 'module_args.py')).patch_module_args
+from ansible_collections.smarthost.postfix.plugins.module_utils import _smtp as smtp_probe
+from ansible_collections.smarthost.postfix.plugins.modules import smtp_probe as smtp_probe_module
+from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import UPSTREAM_OPTIONS
+from ansible_collections.smarthost.postfix.tests.unit.plugins.modules import smtp_probe_servers as servers
+from ansible_collections.smarthost.postfix.tests.unit.plugins.modules.module_args import patch_module_args
 
 # aiosmtpd warns about the implicit-TLS server config, where TLS is in fact always on.
 pytestmark = pytest.mark.filterwarnings('ignore:Requiring AUTH while not requiring TLS')

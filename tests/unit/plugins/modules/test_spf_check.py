@@ -5,29 +5,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 
 import pytest
 import spf as pyspf
 
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-MODULE_PATH = os.path.join(HERE, '..', '..', '..', '..', 'plugins', 'modules', 'spf_check.py')
-
-
-def _load(name, path):
-    # Loaded by path so the tests run with or without a collection loader on sys.path.
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-spf_check = _load('spf_check_under_test', MODULE_PATH)
-spf_dns_server = _load('spf_dns_server', os.path.join(HERE, 'spf_dns_server.py'))
-patch_module_args = _load('module_args', os.path.join(HERE, 'module_args.py')).patch_module_args
+from ansible_collections.smarthost.postfix.plugins.modules import spf_check
+from ansible_collections.smarthost.postfix.tests.unit.plugins.modules import spf_dns_server
+from ansible_collections.smarthost.postfix.tests.unit.plugins.modules.module_args import patch_module_args
 
 # The upstream's outbound address in these tests, and one that no record lists.
 UPSTREAM = '192.0.2.25'

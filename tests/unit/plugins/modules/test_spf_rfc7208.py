@@ -10,7 +10,6 @@ the results it allows) and, where it names one, the explanation must come back.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 
@@ -20,24 +19,14 @@ import dns.rdatatype
 import pytest
 import yaml
 
+from ansible_collections.smarthost.postfix.plugins.modules import spf_check
+from ansible_collections.smarthost.postfix.tests.unit.plugins.modules import spf_dns_server
+from ansible_collections.smarthost.postfix.tests.unit.plugins.modules.module_args import patch_module_args
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SUITE = os.path.join(HERE, 'data', 'rfc7208-tests.yml.txt')
 # Seconds the module waits for a DNS answer: the zones' TIMEOUT names never answer.
 TIMEOUT = 0.5
-
-
-def _load(name, path):
-    # Loaded by path so the tests run with or without a collection loader on sys.path.
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-spf_check = _load('spf_check_under_test', os.path.join(HERE, '..', '..', '..', '..', 'plugins', 'modules', 'spf_check.py'))
-spf_dns_server = _load('spf_dns_server', os.path.join(HERE, 'spf_dns_server.py'))
-patch_module_args = _load('module_args', os.path.join(HERE, 'module_args.py')).patch_module_args
 
 with open(SUITE, 'rb') as suite_file:
     SCENARIOS = list(yaml.safe_load_all(suite_file))
