@@ -474,6 +474,7 @@ from ansible_collections.smarthost.postfix.plugins.module_utils._config import (
     replace_block,
     write_file,
 )
+from ansible_collections.smarthost.postfix.plugins.module_utils._hop import HopState
 from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import (
     MAP_SUFFIXES,
     PostfixCommands,
@@ -483,7 +484,9 @@ from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import 
 )
 from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import (
     ALIASES_MARKER,
+    HOP_WHEELS,
     LISTENER_PARAMETERS,
+    OAUTH2_MECHANISM,
     MASTER_CF_MARKER,
     OPTIONS,
     VERIFYING_TLS,
@@ -504,7 +507,7 @@ APT_OPTIONS = ['-q', '-y', '-o', 'DPkg::Lock::Timeout=120', '-o', 'Dpkg::Options
 
 # The options whose default is the host's OS entry of os_variables (then the model's default).
 OS_OPTIONS = ('tls_ca_file', 'map_type', 'session_cache_type')
-OS_VARIABLES = OS_OPTIONS + ('packages', 'map_type_packages')
+OS_VARIABLES = OS_OPTIONS + ('packages', 'map_type_packages', 'hop_packages')
 
 
 def argument_spec():
@@ -517,6 +520,7 @@ def argument_spec():
         map_type_packages=dict(type='dict', default={}),
         config_directory=dict(type='path', default='/etc/postfix'),
         aliases_file=dict(type='path', default='/etc/aliases'),
+        oauth2_wheels=dict(type='path', default=HOP_WHEELS),
         field_prefix=dict(type='str', default=''),
     )
 
@@ -671,14 +675,19 @@ class RelayRun(object):
                         (MASTER_CF_MARKER, wanted.master_cf_block), files)
             change.check()
             self.check_ca_file()
+            hop = HopState(module, wanted.hop, module.params['oauth2_wheels'], module.params['field_prefix'])
+            hop.plan([key for plan, table in zip(change.plans, [t for t in wanted.tables if t.entries is not None])
+                      if table.secret for key in plan['result']['changed_keys']])
+            if not module.check_mode:
+                hop.apply()
             aliases_before, aliases_after, aliases_stale = self.plan_aliases(wanted.root_forward)
             remove = [os.path.join(self.directory, name)
                       for name in wanted.removable(os.listdir(self.directory), relay.map_type)]
             live = parse_main_cf(change.main_before)
             result['running'] = change.main_before is not None and change.running()
-            self.preflight(wanted, live, change, certificates)
+            self.preflight(wanted, live, change, certificates, hop)
             if module._diff:
-                result['diff'] = change.diff() + (
+                result['diff'] = change.diff() + hop.diff() + (
                     [diff_entry(relay.aliases_path, aliases_before, aliases_after)] if aliases_before != aliases_after else []) + [
                     dict(before_header=path, after_header=path, before='present\n', after='absent\n') for path in remove]
             result['tables'] = [dict(path=item['path'], changed=item['changed'], changed_keys=item['changed_keys'])
@@ -706,6 +715,10 @@ class RelayRun(object):
                 result['reloaded'] = change.reload()
             for path in remove:
                 os.unlink(path)
+            hop.remove()
+        result['oauth2_hop'] = dict(wanted=wanted.hop is not None, changed=hop.changed, restarted=hop.restarted,
+                                    removed=hop.removed, listeners=wanted.hop.nexthops if wanted.hop else [])
+        result['changed'] = result['changed'] or hop.changed
         result['enabled'] = self.enabled()
         return result
 
@@ -715,6 +728,8 @@ class RelayRun(object):
         extra = (params['map_type_packages'] or self.os.get('map_type_packages') or {}).get(self.relay.map_type)
         if extra and extra not in names:
             names.append(extra)
+        if self.relay.state == 'present' and self.relay.hop_upstreams():
+            names.extend(name for name in self.os.get('hop_packages') or [] if name not in names)
         packages = Packages(self.module) if names else None
         missing = packages.missing(names) if names else []
         if missing and not self.module.check_mode:
@@ -768,43 +783,67 @@ class RelayRun(object):
             reasons.append('master.cf routes')
         return reasons
 
-    def preflight(self, wanted, live, change, certificates):
+    def preflight(self, wanted, live, change, certificates, hop):
         """Probe every upstream of every route when the upstream settings differ from the live ones.
 
+        An OAuth2 upstream is probed twice: through the hop (AUTH PLAIN with the secret: the hop fetches a
+        token and logs in upstream with XOAUTH2), and directly (its EHLO must offer XOAUTH2). In check mode
+        a hop that does not run with the new settings yet cannot be probed through (its result says so).
         Raises when the primary of any route fails; a failing fallback is a warning.
         """
         relay, report = self.relay, self.result['preflight']
-        reasons = self.preflight_reasons(wanted, live, change)
+        reasons = self.preflight_reasons(wanted, live, change) + hop.reasons()
         if relay.state != 'present' or not self.module.params['preflight'] or not reasons:
             return
         report.update(ran=True, reasons=reasons)
         # Imported only for a probe: a no-op run needs none of ssl, smtplib and threads.
         from ansible_collections.smarthost.postfix.plugins.module_utils._smtp import probe_all
 
-        probes = []
+        probes, skipped = [], []
         for route in wanted.routes:
             cert, key = certificates.paths.get(route.transport, (None, None))
             for upstream in route.upstreams:
-                probes.append((route, upstream, dict(upstream.probe_params(), mechanisms=route.probe_mechanisms(),
-                                                     client_cert_file=cert, client_key_file=key)))
+                if upstream.auth != 'oauth2':
+                    probes.append((route, upstream, None, dict(upstream.probe_params(), mechanisms=route.probe_mechanisms(),
+                                                               client_cert_file=cert, client_key_file=key)))
+                    continue
+                remote = upstream.remote
+                # The hop always verifies the upstream (host name and chain, against tls_ca_file).
+                probes.append((route, upstream, remote, dict(remote.probe_params(), tls='verify', mechanisms=[])))
+                if self.module.check_mode and not hop.current():
+                    skipped.append(upstream)
+                else:
+                    probes.append((route, upstream, None, upstream.probe_params()))
         results = probe_all(dict(
-            upstreams=[params for dummy, dummy, params in probes], ca_file=relay.tls_ca_file,
+            upstreams=[params for dummy, dummy, dummy, params in probes], ca_file=relay.tls_ca_file,
             allow_plaintext_auth=relay.allow_plaintext_auth, timeout=max(relay.connect_timeout, relay.helo_timeout),
             helo_name=None))
+        for (dummy, upstream, remote, dummy), probe in zip(probes, results):
+            if remote is not None and not probe['failed'] and OAUTH2_MECHANISM not in probe['auth_mechanisms']:
+                probe.update(failed=True, msg='%s does not offer AUTH %s (offers: %s)' % (
+                    remote.nexthop, OAUTH2_MECHANISM, ', '.join(probe['auth_mechanisms']) or 'no AUTH'))
         failed = []
-        for (route, upstream, dummy), probe in zip(probes, results):
-            item = dict(route=route.name, nexthop=upstream.nexthop, ok=not probe['failed'], sni=probe['sni'])
+        for route in wanted.routes:
+            for upstream in route.upstreams:
+                if upstream in skipped:
+                    report['upstreams'].append(dict(route=route.name, nexthop=upstream.nexthop, ok=None, sni=None,
+                                                    msg='check mode: the OAuth2 hop does not run with the new settings '
+                                                        'yet, so no login through it was tried'))
+        for (route, upstream, remote, dummy), probe in zip(probes, results):
+            item = dict(route=route.name, nexthop=(remote or upstream).nexthop, ok=not probe['failed'], sni=probe['sni'])
             if probe['failed']:
                 item['msg'] = probe['msg']
+                where = (remote or upstream).nexthop + (' (through the OAuth2 hop)' if upstream.remote and not remote else '')
                 if upstream is route.upstreams[0]:
-                    failed.append('%s %s failed: %s' % (self.name(upstream.field), upstream.nexthop, probe['msg'].rstrip('.')))
+                    failed.append('%s %s failed: %s' % (self.name(upstream.field), where, probe['msg'].rstrip('.')))
                 else:
                     self.module.warn('preflight: fallback upstream %s %s failed: %s'
-                                     % (self.name(upstream.field), upstream.nexthop, probe['msg']))
+                                     % (self.name(upstream.field), where, probe['msg']))
             report['upstreams'].append(item)
         if failed:
-            raise PostfixError('Preflight: primary upstream %s. The live configuration was not changed. '
-                               'Set %s: false to skip this check.' % ('; '.join(failed), self.name('preflight')))
+            raise PostfixError('Preflight: primary upstream %s. The live %s was not changed. Set %s: false to skip '
+                               'this check.' % ('; '.join(failed), 'Postfix configuration (the OAuth2 hop runs with the new '
+                                                'settings)' if hop.restarted else 'configuration', self.name('preflight')))
 
     def enabled(self):
         if self.result['service_mgr'] != 'systemd':
@@ -831,6 +870,9 @@ def secrets(params):
         for upstream in route.get('upstreams') or []:
             if isinstance(upstream, dict) and upstream.get('password'):
                 found.append(str(upstream['password']))
+            oauth2 = upstream.get('oauth2') if isinstance(upstream, dict) else None
+            if isinstance(oauth2, dict) and oauth2.get('client_secret'):
+                found.append(str(oauth2['client_secret']))
         key = route.get('tls_client_key')
         if isinstance(key, str) and key.strip():
             found.append(key)
