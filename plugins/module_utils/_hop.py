@@ -93,14 +93,14 @@ class HopState(object):
             return
         self.user_needed = not _user_exists(HOP_USER)
         installed = read_source(HOP_INSTALLED)
-        source = os.path.join(self.wheels, HOP_REQUIREMENTS)
-        self.requirements = read_source(source)
+        source = os.path.join(self.wheels or '', HOP_REQUIREMENTS)
+        self.requirements = read_source(source) if self.wheels else None
         if self.requirements is None:
             if installed is None or not os.path.exists(os.path.join(HOP_VENV, 'bin', 'emailproxy')):
-                raise PostfixError('%soauth2_wheels: %s not found on the host, and the OAuth2 hop is not installed: the relay '
-                                   'role copies the wheels of roles/relay/files/%s from the controller directory that '
-                                   '%soauth2_wheels names (see the role README)' % (self.field, source, HOP_REQUIREMENTS,
-                                                                                   self.field))
+                raise PostfixError('%soauth2_wheels: the OAuth2 hop is not installed, and %s is not on the host: the '
+                                   'relay role copies the wheels of roles/relay/files/%s there from the controller '
+                                   'directory that relay_oauth2_wheels names (see the role README)'
+                                   % (self.field, source if self.wheels else 'no wheel directory', HOP_REQUIREMENTS))
             self.requirements = installed
         self.venv_needed = installed != self.requirements or not os.path.exists(os.path.join(HOP_VENV, 'bin', 'emailproxy'))
         self.secrets_changed = any(key in self.hop.nexthops for key in changed_keys)

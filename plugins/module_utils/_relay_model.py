@@ -101,9 +101,8 @@ HOP_INSTALLED = HOP_VENV + '/smarthost-requirements.txt'
 HOP_RUNTIME = 'smarthost-oauth2'
 HOP_CACHE = '/run/%s/token-cache' % HOP_RUNTIME
 HOP_MODE = '0600'
-# Where the relay host finds the hop's wheels and HOP_REQUIREMENTS (pinned, with hashes), which the
-# relay role copies there from the controller; pip installs them offline (hosts may not reach PyPI).
-HOP_WHEELS = '/var/cache/smarthost-oauth2/wheels'
+# The hop's pinned requirements (with hashes), a file in the directory of the wheels on the host (the
+# relay role copies both there from the controller); pip installs them offline (hosts may not reach PyPI).
 HOP_REQUIREMENTS = 'oauth2-hop-requirements.txt'
 
 CONFIG_DIRECTORY = '/etc/postfix'

@@ -92,6 +92,40 @@ options:
       password:
         description: SASL password. Never in any output; stored only in the 0600 SASL map.
         type: str
+      auth:
+        description:
+          - How the upstream authenticates; default V(oauth2) with O(upstreams[].oauth2), else V(password) (no AUTH without
+            credentials).
+          - V(oauth2) (XOAUTH2) goes through the OAuth2 hop (emailproxy as the systemd service C(smarthost-oauth2-hop)),
+            which Postfix reaches on 127.0.0.1 (one port per OAuth2 upstream, from 10587) with AUTH PLAIN, the client secret
+            being the SASL password. O(upstreams[].username) is the mailbox; O(upstreams[].tls) V(encrypt) or stronger (the hop
+            always verifies the certificate and host name against O(tls_ca_file)). Needs O(oauth2_wheels).
+        type: str
+        choices: [none, password, oauth2]
+      oauth2:
+        description: The identity provider's settings of an upstream with O(upstreams[].auth=oauth2).
+        type: dict
+        suboptions:
+          flow:
+            description: The OAuth2 grant; V(client_credentials) (Microsoft's for apps, C(SMTP.SendAsApp)).
+            type: str
+            choices: [client_credentials]
+            default: client_credentials
+          tenant:
+            description: Microsoft Entra tenant; sets the token endpoint and the default scope. One of this and O(upstreams[].oauth2.token_url).
+            type: str
+          token_url:
+            description: The token endpoint, an C(https) URL without query.
+            type: str
+          client_id:
+            description: The application (client) id. Required.
+            type: str
+          client_secret:
+            description: The client secret. Required. Never in any output; stored only in the 0600 SASL map.
+            type: str
+          scope:
+            description: The scope; required with O(upstreams[].oauth2.token_url).
+            type: str
   routes:
     description:
       - Routes besides the default route (O(upstreams)), each its own master.cf smtp transport C(relay-NAME) with its own
@@ -131,6 +165,17 @@ options:
           servername: {description: "As O(upstreams[].servername).", type: str}
           username: {description: "As O(upstreams[].username).", type: str}
           password: {description: "As O(upstreams[].password).", type: str}
+          auth: {description: "As O(upstreams[].auth).", type: str, choices: [none, password, oauth2]}
+          oauth2:
+            description: As O(upstreams[].oauth2).
+            type: dict
+            suboptions:
+              flow: {description: "As O(upstreams[].oauth2.flow).", type: str, choices: [client_credentials], default: client_credentials}
+              tenant: {description: "As O(upstreams[].oauth2.tenant).", type: str}
+              token_url: {description: "As O(upstreams[].oauth2.token_url).", type: str}
+              client_id: {description: "As O(upstreams[].oauth2.client_id).", type: str}
+              client_secret: {description: "As O(upstreams[].oauth2.client_secret).", type: str}
+              scope: {description: "As O(upstreams[].oauth2.scope).", type: str}
       sender_address:
         description: Rewrite the route's senders to this address on receipt (envelope and C(From) header). Needs O(routes[].senders).
         type: str
@@ -280,7 +325,7 @@ options:
   os_variables:
     description:
       - What differs between operating systems, by Ansible's C(os_family) (V(Debian), V(RedHat)) and by
-        C(os_family-major version) (V(RedHat-10)), each a dictionary with any of C(packages), C(map_type_packages),
+        C(os_family-major version) (V(RedHat-10)), each a dictionary with any of C(packages), C(hop_packages) (for the OAuth2 hop), C(map_type_packages),
         C(tls_ca_file), C(map_type) and C(session_cache_type). The module looks up the host's OS itself and merges
         the entry of its version over the entry of its family; an option given explicitly wins.
       - An OS that has no entry fails the module, before anything changes.
@@ -308,6 +353,12 @@ options:
     description: The aliases file of C(alias_maps) and C(alias_database).
     type: path
     default: /etc/aliases
+  oauth2_wheels:
+    description:
+      - Directory on the host with the OAuth2 hop's wheels and C(oauth2-hop-requirements.txt) (pinned, with hashes), from
+        which the hop's venv is installed offline. Needed with an OAuth2 upstream while the hop is not installed from the
+        same requirements. The relay role copies it there from the controller.
+    type: path
   field_prefix:
     description: Put before every field name in error messages; the relay role sets V(relay_) so that they name its variables.
     type: str
@@ -422,7 +473,9 @@ preflight:
   description:
     - Whether the preflight ran, why (the upstream settings that differ from the live ones), and each upstream's
       result (C(route), null for the default route, C(nexthop), C(ok), C(sni) the name sent in SNI or null,
-      C(msg) when it failed).
+      C(msg) when it failed). An OAuth2 upstream has two entries, its own next-hop (EHLO must offer C(AUTH XOAUTH2)) and
+      the hop's listener (a login through the hop); in check mode the latter has C(ok) null when the hop does not run
+      with the new settings yet.
   returned: always
   type: dict
   sample:
@@ -433,6 +486,18 @@ preflight:
         nexthop: "[smtp-a.example.net]:587"
         ok: true
         sni: smtp-a.example.net
+oauth2_hop:
+  description:
+    - The OAuth2 hop - C(wanted) (an OAuth2 upstream exists), C(changed) (installed, rewritten, restarted or removed, or would
+      be), C(restarted), C(removed), and C(listeners), the hop's next-hops in Postfix's maps.
+  returned: always
+  type: dict
+  sample:
+    wanted: true
+    changed: false
+    restarted: false
+    removed: false
+    listeners: ["[127.0.0.1]:10587"]
 reloaded:
   description: Whether Postfix was reloaded.
   returned: always
@@ -484,7 +549,6 @@ from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import 
 )
 from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import (
     ALIASES_MARKER,
-    HOP_WHEELS,
     LISTENER_PARAMETERS,
     OAUTH2_MECHANISM,
     MASTER_CF_MARKER,
@@ -520,7 +584,7 @@ def argument_spec():
         map_type_packages=dict(type='dict', default={}),
         config_directory=dict(type='path', default='/etc/postfix'),
         aliases_file=dict(type='path', default='/etc/aliases'),
-        oauth2_wheels=dict(type='path', default=HOP_WHEELS),
+        oauth2_wheels=dict(type='path'),
         field_prefix=dict(type='str', default=''),
     )
 
