@@ -601,6 +601,8 @@ def _upstream(check, field, raw, allow_plaintext):
     explicit = values['auth'] is not None
     auth = values['auth'] if explicit else 'oauth2' if values['oauth2'] is not None else 'password'
     auth = check.choice(field + '.auth', auth, AUTH_METHODS)
+    if auth is None:
+        return None
     if auth == 'oauth2':
         upstream = _oauth2_upstream(check, field, values, Upstream(field, host, port, mx_lookup, tls, implicit_tls,
                                                                    None, None, servername))
@@ -638,6 +640,7 @@ def _oauth2_upstream(check, field, values, remote):
         check.fail(where, 'is required with auth: oauth2 (a dict with client_id, client_secret, and tenant or token_url)')
         return None
     oauth2 = _entry(check, where, raw, OAUTH2_OPTIONS, 'client_id')
+    given = dict(oauth2)
     oauth2['flow'] = check.choice(where + '.flow', oauth2['flow'], OAUTH2_FLOWS)
     for name, pattern, what in (('client_id', _CLIENT_ID, 'a client id (letters, digits and ._@-)'),
                                 ('tenant', _TENANT, 'a tenant (its id, or a domain name)'),
@@ -648,15 +651,17 @@ def _oauth2_upstream(check, field, values, remote):
         text = check.text('%s.%s' % (where, name), oauth2[name])
         if text is not None and not pattern.match(text):
             check.fail('%s.%s' % (where, name), "'%s' is not %s" % (text, what))
+            text = None
         oauth2[name] = text
-    if oauth2['client_id'] is None:
+    # Missing fields (not those refused above: one message per problem).
+    if given['client_id'] is None:
         check.fail(where + '.client_id', 'is required (the application (client) id)')
-    if (oauth2['tenant'] is None) == (oauth2['token_url'] is None):
+    if (given['tenant'] is None) == (given['token_url'] is None):
         check.fail(where, 'set one of tenant (Microsoft identity platform) and token_url (any other token endpoint)')
-    elif oauth2['tenant'] is not None:
-        oauth2['token_url'] = MICROSOFT_TOKEN_URL % oauth2['tenant']
-        oauth2['scope'] = oauth2['scope'] or MICROSOFT_SCOPE
-    if oauth2['scope'] is None and oauth2['token_url'] is not None:
+    elif given['tenant'] is not None:
+        oauth2['token_url'] = None if oauth2['tenant'] is None else MICROSOFT_TOKEN_URL % oauth2['tenant']
+        oauth2['scope'] = oauth2['scope'] or (MICROSOFT_SCOPE if given['scope'] is None else None)
+    elif given['scope'] is None:
         check.fail(where + '.scope', 'is required with token_url (Microsoft 365: %s)' % MICROSOFT_SCOPE)
     secret = oauth2['client_secret']
     if secret is None:
