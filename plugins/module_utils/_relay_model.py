@@ -210,15 +210,15 @@ _ANY_LOCAL_PART = '[^<>@[:space:],:;"()]+'
 OAUTH2_OPTIONS = dict(
     flow=dict(type='str', default=OAUTH2_FLOWS[0], choices=list(OAUTH2_FLOWS)),
     tenant=dict(type='str'),
-    token_url=dict(type='str'),
+    token_url=dict(type='str', no_log=False),
     client_id=dict(type='str'),
     client_secret=dict(type='str', no_log=True),
     scope=dict(type='str'),
 )
 
-# One upstream SMTP server: an entry of upstreams (of the default route or of a route). smtp_probe
-# takes the same options (but auth and oauth2).
-UPSTREAM_OPTIONS = dict(
+# One upstream SMTP server as smtp_probe takes it; an entry of upstreams (UPSTREAM_OPTIONS) adds how it
+# authenticates beyond a password.
+PROBE_OPTIONS = dict(
     host=dict(type='str', required=True),
     port=dict(type='int', default=DEFAULT_PORT),
     mx_lookup=dict(type='bool', default=False),
@@ -227,6 +227,11 @@ UPSTREAM_OPTIONS = dict(
     servername=dict(type='str'),
     username=dict(type='str'),
     password=dict(type='str', no_log=True),
+)
+
+# One upstream SMTP server: an entry of upstreams (of the default route or of a route).
+UPSTREAM_OPTIONS = dict(
+    PROBE_OPTIONS,
     auth=dict(type='str', choices=list(AUTH_METHODS)),
     oauth2=dict(type='dict', options=OAUTH2_OPTIONS),
 )

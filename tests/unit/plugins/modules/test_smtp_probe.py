@@ -29,7 +29,7 @@ def _load(name, path):
 
 from ansible_collections.smarthost.postfix.plugins.module_utils import _smtp as smtp_probe  # noqa: E402
 from ansible_collections.smarthost.postfix.plugins.modules import smtp_probe as smtp_probe_module  # noqa: E402
-from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import UPSTREAM_OPTIONS  # noqa: E402
+from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import PROBE_OPTIONS  # noqa: E402
 servers = _load('smtp_probe_servers', os.path.join(HERE, 'smtp_probe_servers.py'))
 
 # aiosmtpd warns about the implicit-TLS server config, where TLS is in fact always on.
@@ -84,7 +84,7 @@ def scripted():
 
 def params(**overrides):
     """One probe's parameters: an upstream's options with the module's shared ones, as probe_all() makes them."""
-    spec = dict(smtp_probe_module.argument_spec(), **UPSTREAM_OPTIONS)
+    spec = dict(smtp_probe_module.argument_spec(), **PROBE_OPTIONS)
     values = {name: spec_.get('default') for name, spec_ in spec.items() if name != 'upstreams'}
     values.update(host='127.0.0.1', helo_name='probe.test')
     values.update(overrides)
