@@ -22,7 +22,7 @@ import socket
 import time
 
 from ansible_collections.smarthost.postfix.plugins.module_utils._config import diff_entry, write_file
-from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import PostfixError
+from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import PostfixError, last_lines
 from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import (
     HOP_CONFIG,
     HOP_CONFIG_DIRECTORY,
@@ -39,10 +39,6 @@ from ansible_collections.smarthost.postfix.plugins.module_utils._tables import r
 
 # Seconds the hop may take to listen on all its ports after a (re)start.
 START_TIMEOUT = 20
-
-
-def _last_lines(text, count=5):
-    return ' / '.join([line.strip() for line in (text or '').split('\n') if line.strip()][-count:])
 
 
 class HopState(object):
@@ -221,7 +217,7 @@ class HopState(object):
     def _run(self, argv, what):
         rc, out, err = self.module.run_command(argv, environ_update={'LC_ALL': 'C'})
         if rc != 0:
-            raise PostfixError('%s failed (exit status %d): %s' % (what, rc, _last_lines(err or out)))
+            raise PostfixError('%s failed (exit status %d): %s' % (what, rc, last_lines(err or out)))
 
 
 def _user_exists(name):

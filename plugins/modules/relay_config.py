@@ -544,6 +544,7 @@ from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import 
     MAP_SUFFIXES,
     PostfixCommands,
     PostfixError,
+    last_lines,
     parse_main_cf,
     run_module,
 )
@@ -589,10 +590,6 @@ def argument_spec():
     )
 
 
-def _last_lines(text, count=5):
-    return ' / '.join([line.strip() for line in (text or '').split('\n') if line.strip()][-count:])
-
-
 class Packages(object):
     """The host's package manager: which packages are missing, and installing them."""
 
@@ -626,7 +623,7 @@ class Packages(object):
             rc, out, err = self.module.run_command(argv, environ_update=environ)
             if rc != 0:
                 raise PostfixError('installing %s failed (%s exit status %d): %s'
-                                   % (', '.join(names), os.path.basename(binary), rc, _last_lines(err or out)))
+                                   % (', '.join(names), os.path.basename(binary), rc, last_lines(err or out)))
 
 
 def aliases_text(text, root_forward):
@@ -804,7 +801,7 @@ class RelayRun(object):
         # -d needs no main.cf (a Postfix installed with "No configuration" has none).
         rc, out, err = postfix.run([postfix.binary('postconf'), '-d', '-h', 'mail_version'])
         if rc != 0:
-            raise PostfixError('postconf -d -h mail_version failed: %s' % _last_lines(err))
+            raise PostfixError('postconf -d -h mail_version failed: %s' % last_lines(err))
         return out.strip()
 
     def effective(self, postfix, name, parameters):
@@ -833,7 +830,7 @@ class RelayRun(object):
         argv = [postfix.binary('postalias'), '-c', self.directory, '%s:%s' % (self.relay.map_type, self.relay.aliases_path)]
         rc, dummy, err = postfix.run(argv)
         if rc != 0:
-            raise PostfixError('postalias failed to build the aliases database: %s' % _last_lines(err))
+            raise PostfixError('postalias failed to build the aliases database: %s' % last_lines(err))
 
     def preflight_reasons(self, wanted, live, change):
         """The upstream settings that differ from the live ones: main.cf parameters, maps, files, routes."""
