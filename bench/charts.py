@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen before pyplot is loaded)
 
 CHARTS = ROOT / "docs" / "performance"
-COLORS = {"first": "#1f77b4", "noop": "#d62728", "noop_cached_facts": "#e377c2", "ping": "#7f7f7f", "role": "#2ca02c", "postfix_default": "#ff7f0e",
+COLORS = {"first": "#1f77b4", "noop": "#d62728", "ping": "#7f7f7f", "role": "#2ca02c", "postfix_default": "#ff7f0e",
           "role_timeout_postfix_limit": "#9467bd", "target": "#444444"}
 
 
@@ -32,7 +32,6 @@ def fleet(fig_data):
     sizes = [int(size) for size in fig_data["median"]]
     fig, axis = plt.subplots(figsize=(8, 4.8))
     series = (("first", "first converge", lambda r: r["first"]["seconds"]), ("noop", "no-op rerun", lambda r: r["noop"]["seconds"]),
-              ("noop_cached_facts", "no-op rerun, facts cached (setup task skipped)", lambda r: r.get("noop_cached_facts", {}).get("seconds")),
               ("ping", "ansible -m ping over the same N", lambda r: r.get("ping_seconds")))
     for key, name, value in series:
         medians = [fig_data["median"][str(size)].get(f"{key}_seconds") for size in sizes]

@@ -31,14 +31,13 @@ def measure(bench):
         pinged = ansible.ping([relay], f"converge-{number}-ping")
         ping = pinged["seconds"]
         noop = ansible.converge([relay], f"converge-{number}-noop")
-        cached = ansible.noop_with_cached_facts([relay], f"converge-{number}-noop-cached-facts")
         lab.remove([PACKAGES] if keep else [PACKAGES, relay])
         if keep:
             lab.ready.add(relay)
         results.append({"run": number, "ping_seconds": ping, "ping": pinged, "package_install_seconds": packages, "first": first, "noop": noop,
-                        "noop_cached_facts": cached, "first_minus_packages_seconds": round(first["seconds"] - packages, 3),
-                        "noop_to_ping": ratio(noop["seconds"], ping), "noop_cached_facts_to_ping": ratio(cached["seconds"], ping)})
-        log(f"  ping {ping} s, packages {packages} s, first {first['seconds']} s, no-op {noop['seconds']} s, with cached facts {cached['seconds']} s")
+                        "first_minus_packages_seconds": round(first["seconds"] - packages, 3),
+                        "noop_to_ping": ratio(noop["seconds"], ping)})
+        log(f"  ping {ping} s, packages {packages} s, first {first['seconds']} s, no-op {noop['seconds']} s")
     return {"runs": results, "median": {
         "ping_seconds": median([r["ping_seconds"] for r in results]),
         "package_install_seconds": median([r["package_install_seconds"] for r in results]),
@@ -49,6 +48,4 @@ def measure(bench):
         "noop_seconds": median([r["noop"]["seconds"] for r in results]),
         "noop_tasks": median([r["noop"]["tasks"] for r in results]),
         "noop_changed": median([r["noop"]["changed"] for r in results]),
-        "noop_to_ping": median([r["noop_to_ping"] for r in results]),
-        "noop_cached_facts_seconds": median([r["noop_cached_facts"]["seconds"] for r in results]),
-        "noop_cached_facts_to_ping": median([r["noop_cached_facts_to_ping"] for r in results])}}
+        "noop_to_ping": median([r["noop_to_ping"] for r in results])}}

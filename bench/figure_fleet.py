@@ -30,12 +30,9 @@ def measure(bench):
             pinged = ansible.ping(names, f"fleet-{number}-{size}-ping")
             ping = pinged["seconds"]
             noop = ansible.converge(names, f"fleet-{number}-{size}-noop")
-            cached = ansible.noop_with_cached_facts(names, f"fleet-{number}-{size}-noop-cached-facts")
             results.append({"run": number, "relays": size, "first": first, "ping_seconds": ping, "ping": pinged, "noop": noop,
-                            "noop_to_ping": ratio(noop["seconds"], ping), "noop_cached_facts": cached,
-                            "noop_cached_facts_to_ping": ratio(cached["seconds"], ping)})
-            log(f"  {size} relay(s): first {first['seconds']} s, ping {ping} s, no-op {noop['seconds']} s, "
-                f"with cached facts {cached['seconds']} s")
+                            "noop_to_ping": ratio(noop["seconds"], ping)})
+            log(f"  {size} relay(s): first {first['seconds']} s, ping {ping} s, no-op {noop['seconds']} s")
         if bench.keep_fleet and number == runs:
             lab.ready.update(everyone)
         else:
@@ -44,12 +41,10 @@ def measure(bench):
     for size in sizes:
         mine = [r for r in results if r["relays"] == size]
         cpu = {f"{run}_{where}_cpu_seconds": median([r[run].get(f"{where}_cpu_seconds") for r in mine])
-               for run in ("ping", "noop", "noop_cached_facts") for where in ("controller", "hosts")}
+               for run in ("ping", "noop") for where in ("controller", "hosts")}
         medians[str(size)] = {"first_seconds": median([r["first"]["seconds"] for r in mine]),
                               "ping_seconds": median([r["ping_seconds"] for r in mine]),
                               "noop_seconds": median([r["noop"]["seconds"] for r in mine]),
                               "noop_changed": median([r["noop"]["changed"] for r in mine]),
-                              "noop_to_ping": median([r["noop_to_ping"] for r in mine]),
-                              "noop_cached_facts_seconds": median([r["noop_cached_facts"]["seconds"] for r in mine]),
-                              "noop_cached_facts_to_ping": median([r["noop_cached_facts_to_ping"] for r in mine]), **cpu}
+                              "noop_to_ping": median([r["noop_to_ping"] for r in mine]), **cpu}
     return {"packages": "preinstalled" if bench.fleet_image == PREINSTALLED_IMAGE else "fresh", "runs": results, "median": medians}

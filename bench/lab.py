@@ -320,7 +320,7 @@ class Ansible:
         path.write_text(json.dumps(data, indent=1), encoding="utf-8")
         return path
 
-    def _run(self, cmd, label, hosts, env=None):
+    def _run(self, cmd, label, hosts):
         """Run an Ansible command, keep its output under .tmp/bench/logs, fail with its tail.
 
         Returns the wall seconds, the CPU seconds that Ansible (with its forks and ssh clients) used on the
@@ -328,7 +328,7 @@ class Ansible:
         and the output."""
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         hosts_before = self.lab.cpu_seconds(hosts)
-        seconds, proc = timed(subprocess.run, cmd, env=dict(self.env, **(env or {})), capture_output=True, text=True, check=False)
+        seconds, proc = timed(subprocess.run, cmd, env=self.env, capture_output=True, text=True, check=False)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         hosts_after = self.lab.cpu_seconds(hosts)
         (self.logs / f"{label}.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
@@ -338,12 +338,12 @@ class Ansible:
                "hosts_cpu_seconds": None if None in (hosts_before, hosts_after) else round(hosts_after - hosts_before, 3)}
         return seconds, cpu, proc.stdout
 
-    def playbook(self, playbook, relays, label, forks=5, extra_vars=None, env=None):
+    def playbook(self, playbook, relays, label, forks=5, extra_vars=None):
         """Wall seconds, the play recap (tasks that ran, changed, skipped) summed over the relays, and task times."""
         cmd = [str(BIN / "ansible-playbook"), "-i", str(self.inventory(relays)), "-f", str(forks), str(playbook)]
         if extra_vars:
             cmd += ["-e", json.dumps(extra_vars)]
-        seconds, cpu, out = self._run(cmd, label, relays, env)
+        seconds, cpu, out = self._run(cmd, label, relays)
         recap = {m.group(1): [int(x) for x in m.groups()[1:]] for m in RECAP.finditer(out)}
         hosts = [recap[name] for name in relays if name in recap]
         # The recap's ok= counts every task that ran on the host, changed ones included.
@@ -354,15 +354,6 @@ class Ansible:
     def converge(self, relays, label, extra_vars=None):
         """molecule/shared/converge.yml (the relay role with the lab's upstreams) on relays, forks = their number."""
         return self.playbook(CONVERGE, relays, label, forks=len(relays), extra_vars=extra_vars)
-
-    def noop_with_cached_facts(self, relays, label):
-        """The no-op rerun with Ansible's jsonfile fact cache: a first run fills it (the role's setup task runs),
-        the second, measured, finds the OS facts there and skips the setup task: what the no-op costs without it."""
-        cache = WORK / "facts" / label
-        env = {"ANSIBLE_CACHE_PLUGIN": "ansible.builtin.jsonfile", "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(cache),
-               "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "86400"}
-        self.playbook(CONVERGE, relays, f"{label}-fill", forks=len(relays), env=env)
-        return self.playbook(CONVERGE, relays, label, forks=len(relays), env=env)
 
     def ping(self, hosts, label):
         """`ansible -m ping` over hosts (forks = their number), the floor any play against them pays: its wall seconds

@@ -50,14 +50,12 @@ def targets(figs):
 
     conv = dig(figs, "converge", "median") or {}
     row("no-op rerun at most 1.5x `ansible -m ping` on the same host", conv.get("noop_to_ping"), "x", 1.5,
-        f"no-op {fmt(conv.get('noop_seconds'), ' s')}, ping {fmt(conv.get('ping_seconds'), ' s')}; with cached facts "
-        f"{fmt(conv.get('noop_cached_facts_seconds'), ' s')} ({fmt(conv.get('noop_cached_facts_to_ping'), 'x', 2)})")
+        f"no-op {fmt(conv.get('noop_seconds'), ' s')}, ping {fmt(conv.get('ping_seconds'), ' s')}")
     row("first converge at most the package install + 5 s", conv.get("first_minus_packages_seconds"), " s", 5,
         f"first converge {fmt(conv.get('first_seconds'), ' s')}, package install {fmt(conv.get('package_install_seconds'), ' s')}")
     for size, med in (dig(figs, "fleet", "median") or {}).items():
         row(f"fleet of {size}: no-op at most 1.5x `ansible -m ping` over the same {size}", med.get("noop_to_ping"), "x", 1.5,
-            f"no-op {fmt(med.get('noop_seconds'), ' s')}, ping {fmt(med.get('ping_seconds'), ' s')}; with cached facts "
-            f"{fmt(med.get('noop_cached_facts_seconds'), ' s')} ({fmt(med.get('noop_cached_facts_to_ping'), 'x', 2)})")
+            f"no-op {fmt(med.get('noop_seconds'), ' s')}, ping {fmt(med.get('ping_seconds'), ' s')}")
     fail = dig(figs, "failover", "median") or {}
     for case in ("dropped", "multi_dropped"):
         row(f"failover to B at most 6 s when {FAILOVER_CASES[case]}", fail.get(f"role_{case}"), " s", 6,
@@ -96,17 +94,13 @@ def render_converge(fig):
         ("no-op rerun", fmt(med["noop_seconds"], " s"), f"{med['noop_tasks']:.0f} / {med['noop_changed']:.0f}",
          each([r["noop"]["seconds"] for r in runs])),
         ("no-op rerun / ping floor", fmt(med["noop_to_ping"], "x", 2), "", each([r["noop_to_ping"] for r in runs], 2)),
-        ("no-op rerun with cached facts (jsonfile fact cache: the role's setup task skipped)", fmt(med.get("noop_cached_facts_seconds"), " s"),
-         "", each([r.get("noop_cached_facts", {}).get("seconds") for r in runs])),
-        ("no-op rerun with cached facts / ping floor", fmt(med.get("noop_cached_facts_to_ping"), "x", 2), "",
-         each([r.get("noop_cached_facts_to_ping") for r in runs], 2)),
     ]
     lines = ["| measure | median | tasks run / changed | runs |", "|---|---:|---:|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     cpu = [f"{fmt(median([r.get(run, {}).get('controller_cpu_seconds') for r in runs]), ' s', 2)} / "
-           f"{fmt(median([r.get(run, {}).get('hosts_cpu_seconds') for r in runs]), ' s', 2)}" for run in ("ping", "noop", "noop_cached_facts")]
+           f"{fmt(median([r.get(run, {}).get('hosts_cpu_seconds') for r in runs]), ' s', 2)}" for run in ("ping", "noop")]
     lines += ["", "CPU seconds (median): Ansible on the controller (with its forks and ssh clients) / the relay's container:", "",
-              "| `ansible -m ping` | no-op rerun | no-op rerun, cached facts |", "|---:|---:|---:|", "| " + " | ".join(cpu) + " |"]
+              "| `ansible -m ping` | no-op rerun |", "|---:|---:|", "| " + " | ".join(cpu) + " |"]
     return lines + task_table(runs, "first", "Tasks of the first converge") + task_table(runs, "noop", "Tasks of the no-op rerun")
 
 
@@ -114,7 +108,7 @@ def render_fleet(fig):
     """Table of figure 2."""
     lines = [f"Packages: {fig['packages']} (see below).", "",
              "| relays (forks) | first converge | per relay | `ansible -m ping` | no-op rerun | per relay | no-op / ping | no-op changed "
-             "| no-op, cached facts | cached / ping | runs: first / ping / no-op |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| runs: first / ping / no-op |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for size, med in fig["median"].items():
         mine = [r for r in fig["runs"] if str(r["relays"]) == size]
         count = int(size)
@@ -122,15 +116,14 @@ def render_fleet(fig):
                             (lambda r: r["first"]["seconds"], lambda r: r.get("ping_seconds"), lambda r: r["noop"]["seconds"]))
         lines.append(f"| {size} | {fmt(med['first_seconds'], ' s')} | {fmt(med['first_seconds'] / count, ' s')} | "
                      f"{fmt(med.get('ping_seconds'), ' s')} | {fmt(med['noop_seconds'], ' s')} | {fmt(med['noop_seconds'] / count, ' s')} | "
-                     f"{fmt(med.get('noop_to_ping'), 'x', 2)} | {med['noop_changed']:.0f} | {fmt(med.get('noop_cached_facts_seconds'), ' s')} | "
-                     f"{fmt(med.get('noop_cached_facts_to_ping'), 'x', 2)} | {spread} |")
+                     f"{fmt(med.get('noop_to_ping'), 'x', 2)} | {med['noop_changed']:.0f} | {spread} |")
     lines += ["", "CPU seconds of each play (median): Ansible on the controller (with its forks and ssh clients) and the relays' "
               "containers, which share the controller's CPUs in this lab:", "",
-              "| relays | ping: controller / relays | no-op: controller / relays | no-op, cached facts: controller / relays |",
-              "|---:|---:|---:|---:|"]
+              "| relays | ping: controller / relays | no-op: controller / relays |",
+              "|---:|---:|---:|"]
     for size, med in fig["median"].items():
         cells = [f"{fmt(med.get(f'{run}_controller_cpu_seconds'), ' s')} / {fmt(med.get(f'{run}_hosts_cpu_seconds'), ' s')}"
-                 for run in ("ping", "noop", "noop_cached_facts")]
+                 for run in ("ping", "noop")]
         lines.append(f"| {size} | {' | '.join(cells)} |")
     return lines + ["", "![Fleet scaling](performance/fleet.png)"]
 
@@ -202,18 +195,18 @@ def label(entry):
     return f"{entry['date']} ({commit}{', uncommitted changes' if entry.get('dirty') else ''})"
 
 
-def compare(current, previous):
-    """This run's headline figures next to the previous recorded run's."""
+def compare(current, previous, called="Previous recorded run"):
+    """This run's headline figures next to an earlier recorded run's (the previous one, or a milestone)."""
     if not previous:
         return ["No earlier run is recorded in [bench-history.json](bench-history.json)."]
     old = {name: (value, unit) for name, value, unit in headlines(previous["medians"])}
-    lines = [f"Previous recorded run: {label(previous)}.", ""]
+    lines = [f"{called}: {label(previous)}.", ""]
     if previous.get("machine") != current.get("machine"):
         differs = ", ".join(f"{key} {previous['machine'].get(key)} then, {value} now" for key, value in current["machine"].items()
                             if previous["machine"].get(key) != value)
         lines += [f"It ran on another machine or software ({differs}): seconds do not compare across machines; the ratios "
                   "to a floor measured in the same run (no-op / ping, throughput / direct) and counts (tasks) do.", ""]
-    lines += ["| measure | previous run | this run | change |", "|---|---:|---:|---:|"]
+    lines += ["| measure | that run | this run | change |", "|---|---:|---:|---:|"]
     for name, value, unit in headlines(current["medians"]):
         before = old.get(name, (None, unit))[0]
         digits = 2 if unit == "x" else 1
@@ -258,16 +251,15 @@ def method(settings):
   variant) is measured inside the same run and ratios are taken per run. The machine is shared and
   noisy: compare the ratios, not the absolute seconds.
 - Figure 1 (`bench/figure_converge.py`): each run starts two fresh containers: one gets the relay's first
-  converge (package install included), then `ansible -m ping`, then the no-op rerun, then the no-op rerun
-  with Ansible's jsonfile fact cache (a first run fills the cache, the measured second finds the OS facts
-  there and skips the role's setup task: the role as one module run plus its controller-side tasks); the
-  other container times the bare package install (`apt-get update` and `apt-get install postfix
+  converge (package install included), then `ansible -m ping`, then the no-op rerun (the role's
+  one relay_config run: it looks up the OS itself, so there is no fact gathering to cache); the other
+  container times the bare package install (`apt-get update` and `apt-get install postfix
   libsasl2-modules`, noninteractive with debconf's defaults, as the role's module runs them). Task times
   are profile_tasks'; CPU seconds are Ansible's on the controller (the children's rusage: the forks and
   ssh clients) and the relay container's (its cgroup's cpuacct.usage).
 - Figure 2 (`bench/figure_fleet.py`): N = {', '.join(map(str, settings['fleet']))} fresh relays
   (`BENCH_FLEET`) converged in one play with `forks = N`, then `ansible -m ping` over the same N relays
-  with `forks = N`, then the no-op rerun, then the no-op with cached facts as in figure 1. With
+  with `forks = N`, then the no-op rerun. With
   `BENCH_FLEET_PACKAGES=preinstalled` (the default) they start from an image with the packages installed
   the same way (committed from a container, not timed): the figure shows the role's own cost, figure 1 the
   package install. The relays are containers on the controller's own CPUs: their CPU seconds and the
@@ -327,6 +319,10 @@ def render(data, entries):
     out += ["", "## This run against the previous recorded run", ""]
     out += compare(current, previous[-1] if previous else None) if current else [
         "This run measured only some figures, so it is not in the history: run all of them to compare."]
+    # A milestone is a note recorded by hand in bench-history.json on the last run before a redesign.
+    for entry in (entry for entry in previous if entry.get("milestone")) if current else ():
+        out += ["", f"## This run against {entry['milestone']}", ""]
+        out += compare(current, entry, "That run")
     out += ["", "## History of the recorded runs", ""] + history_table(entries)
     return "\n".join(out + ["", method(data["settings"])])
 
