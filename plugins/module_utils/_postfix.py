@@ -247,6 +247,11 @@ def _brief(stderr):
     return lines[-1].strip() if lines else 'no error output'
 
 
+def last_lines(text, count=5):
+    """The last count non-empty lines of a command's output, on one line (for an error message)."""
+    return ' / '.join([line.strip() for line in (text or '').split('\n') if line.strip()][-count:])
+
+
 class PostfixCommands(object):
     """Runs postmap and postconf, optionally against a config directory (-c DIR)."""
 

@@ -55,6 +55,9 @@ SNI_HOSTNAME = 'hostname'
 # the PLAIN/LOGIN plugin does); a route's mechanism filter may name these only.
 MECHANISMS = ('PLAIN', 'LOGIN', 'CRAM-MD5')
 DEFAULT_MECHANISMS = MECHANISMS[:2]
+# Postfix to the OAuth2 hop, and the hop to an OAuth2 upstream (which the preflight checks it offers).
+HOP_MECHANISM = 'PLAIN'
+OAUTH2_MECHANISM = 'XOAUTH2'
 MAP_TYPES = tuple(sorted(MAP_SUFFIXES))
 SESSION_CACHE_TYPES = ('btree', 'lmdb')
 INTERFACE_KEYWORDS = ('all', 'loopback-only')
@@ -65,6 +68,42 @@ MAX_TIMEOUT = 300
 MAX_ADDRESS_LIMIT = 10
 MAX_CONCURRENCY = 100
 MAX_RATE_DELAY = 3600
+
+# How an upstream authenticates (its auth field): no AUTH, a SASL password, or OAuth2 (XOAUTH2) through the hop.
+AUTH_METHODS = ('none', 'password', 'oauth2')
+# OAuth2 grants the hop runs unattended. Google's service_account is not offered: emailproxy then takes
+# the first login's password as the token cache's key, so any local user who reaches the hop's port
+# first after a restart could send as the mailbox (docs/oauth2-design.md, service-account trap).
+OAUTH2_FLOWS = ('client_credentials',)
+# Microsoft identity platform: the token endpoint of a tenant, and the scope of SMTP AUTH for an app.
+MICROSOFT_TOKEN_URL = 'https://login.microsoftonline.com/%s/oauth2/v2.0/token'
+MICROSOFT_SCOPE = 'https://outlook.office365.com/.default'
+# The OAuth2 hop (emailproxy, docs/oauth2-design.md): Postfix relays to it on loopback with AUTH PLAIN,
+# the SASL password being the client secret (so no secret is in the hop's files); it logs in upstream
+# with XOAUTH2 and fetches and renews the tokens. One listener per OAuth2 upstream, from HOP_FIRST_PORT.
+HOP_ADDRESS = '127.0.0.1'
+HOP_FIRST_PORT = 10587
+HOP_LAST_PORT = 10686
+# Parallel deliveries to a hop next-hop unless the route sets concurrency_limit: few logins (each costs
+# the hop a key derivation), connections reused, under the providers' limits on concurrent sessions.
+HOP_CONCURRENCY = 2
+HOP_SERVICE = 'smarthost-oauth2-hop'
+HOP_USER = 'smarthost-oauth2'
+HOP_CONFIG_DIRECTORY = '/etc/smarthost-oauth2'
+HOP_CONFIG = HOP_CONFIG_DIRECTORY + '/emailproxy.config'
+HOP_UNIT = '/etc/systemd/system/%s.service' % HOP_SERVICE
+HOP_HOME = '/opt/smarthost-oauth2'
+HOP_VENV = HOP_HOME + '/venv'
+# The venv's copy of the requirements it was installed from: a different text reinstalls it.
+HOP_INSTALLED = HOP_VENV + '/smarthost-requirements.txt'
+# The token cache: in the service's RuntimeDirectory, so it is gone at every stop and a new secret
+# never meets a cache encrypted with the old one.
+HOP_RUNTIME = 'smarthost-oauth2'
+HOP_CACHE = '/run/%s/token-cache' % HOP_RUNTIME
+HOP_MODE = '0600'
+# The hop's pinned requirements (with hashes), a file in the directory of the wheels on the host (the
+# relay role copies both there from the controller); pip installs them offline (hosts may not reach PyPI).
+HOP_REQUIREMENTS = 'oauth2-hop-requirements.txt'
 
 CONFIG_DIRECTORY = '/etc/postfix'
 # The relay's lookup tables and files in the config directory. A file the wanted state has no use for
@@ -141,6 +180,11 @@ _LABEL = re.compile(r'\A(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z')
 _LOCAL_PART = re.compile(r'\A[A-Za-z0-9_%+=-]+(?:\.[A-Za-z0-9_%+=-]+)*\Z')
 _PARAMETER_NAME = re.compile(r'\A[A-Za-z][A-Za-z0-9_-]*\Z')
 _PATH = re.compile(r'\A(?:/[A-Za-z0-9._+-]+)+\Z')
+# What the hop's config file (an INI file, read without interpolation) may hold of the OAuth2 settings.
+_TOKEN_URL = re.compile(r'\Ahttps://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~!$&()*+,;=:@%-]*)*\Z')
+_CLIENT_ID = re.compile(r'\A[A-Za-z0-9][A-Za-z0-9._@-]{0,127}\Z')
+_TENANT = re.compile(r'\A[A-Za-z0-9][A-Za-z0-9.-]{0,127}\Z')
+_SCOPE = re.compile(r'\A[A-Za-z0-9._~:/@-]+(?: [A-Za-z0-9._~:/@-]+)*\Z')
 _DIGITS = re.compile(r'\A[0-9]{1,5}\Z')
 # A route's name: part of a master.cf service name, of file names and of per-transport parameter names.
 _ROUTE_NAME = re.compile(r'\A[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?\Z')
@@ -161,9 +205,20 @@ _ANY_LOCAL_PART = '[^<>@[:space:],:;"()]+'
 
 # ---- The input ---------------------------------------------------------------------------------------
 
-# One upstream SMTP server: an entry of upstreams (of the default route or of a route). smtp_probe
-# takes the same options.
-UPSTREAM_OPTIONS = dict(
+# An OAuth2 upstream's identity provider settings (auth oauth2), provider-neutral: the token endpoint
+# (token_url, or a Microsoft tenant), the app (client_id, client_secret) and the scope.
+OAUTH2_OPTIONS = dict(
+    flow=dict(type='str', default=OAUTH2_FLOWS[0], choices=list(OAUTH2_FLOWS)),
+    tenant=dict(type='str'),
+    token_url=dict(type='str', no_log=False),
+    client_id=dict(type='str'),
+    client_secret=dict(type='str', no_log=True),
+    scope=dict(type='str'),
+)
+
+# One upstream SMTP server as smtp_probe takes it; an entry of upstreams (UPSTREAM_OPTIONS) adds how it
+# authenticates beyond a password.
+PROBE_OPTIONS = dict(
     host=dict(type='str', required=True),
     port=dict(type='int', default=DEFAULT_PORT),
     mx_lookup=dict(type='bool', default=False),
@@ -172,6 +227,13 @@ UPSTREAM_OPTIONS = dict(
     servername=dict(type='str'),
     username=dict(type='str'),
     password=dict(type='str', no_log=True),
+)
+
+# One upstream SMTP server: an entry of upstreams (of the default route or of a route).
+UPSTREAM_OPTIONS = dict(
+    PROBE_OPTIONS,
+    auth=dict(type='str', choices=list(AUTH_METHODS)),
+    oauth2=dict(type='dict', options=OAUTH2_OPTIONS),
 )
 
 # What Postfix keeps per transport, not per next-hop: a route's, and the default route's as top-level
@@ -335,6 +397,17 @@ class _Checker(object):
     def __init__(self, prefix):
         self.prefix = prefix
         self.errors = []
+        self.hop_ports = []
+        self.allow_plaintext = False
+
+    def hop_port(self, field):
+        """The next listener of the OAuth2 hop, in the order of the input (the default route's first)."""
+        port = HOP_FIRST_PORT + len(self.hop_ports)
+        if port > HOP_LAST_PORT:
+            self.fail(field, 'more than %d OAuth2 upstreams' % (HOP_LAST_PORT - HOP_FIRST_PORT + 1))
+            return None
+        self.hop_ports.append(port)
+        return port
 
     def name(self, field):
         return self.prefix + field
@@ -438,7 +511,15 @@ class _Checker(object):
 
 
 class Upstream(object):
-    """One upstream SMTP server, normalised: what Postfix and the preflight need of it."""
+    """One upstream SMTP server, normalised: what Postfix and the preflight need of it.
+
+    An OAuth2 upstream (auth oauth2) is reached through the hop: to Postfix it is the hop's listener
+    (host HOP_ADDRESS, its own port, no TLS, AUTH PLAIN with the mailbox and the client secret), and
+    remote holds the real upstream, which the hop logs in to with XOAUTH2.
+    """
+
+    remote = None
+    oauth2 = None
 
     def __init__(self, field, host, port, mx_lookup, tls, implicit_tls, username, password, servername=None):
         self.field = field
@@ -453,9 +534,19 @@ class Upstream(object):
         self.nexthop = nexthop(host, port, mx_lookup)
         self.sni = sni_name(host, tls, servername)
 
+    @classmethod
+    def through_hop(cls, field, remote, hop_port, mailbox, oauth2):
+        """An OAuth2 upstream: remote (an Upstream, without credentials) behind the hop's listener hop_port."""
+        upstream = cls(field, HOP_ADDRESS, hop_port, False, 'none', False, mailbox, oauth2['client_secret'])
+        upstream.remote = remote
+        upstream.oauth2 = oauth2
+        return upstream
+
     @property
     def auth(self):
-        """How the upstream authenticates: 'password' or 'none'."""
+        """How the upstream authenticates: one of AUTH_METHODS."""
+        if self.oauth2 is not None:
+            return 'oauth2'
         return 'password' if self.username is not None else 'none'
 
     def tls_policy(self):
@@ -465,10 +556,25 @@ class Upstream(object):
         return '%s servername=%s' % (self.tls, self.servername or SNI_HOSTNAME)
 
     def probe_params(self):
-        """The options smtp_probe (module_utils._smtp) takes for this upstream."""
-        return dict(host=self.host, port=self.port, mx_lookup=self.mx_lookup, tls=self.tls,
-                    implicit_tls=self.implicit_tls, servername=self.servername, username=self.username,
-                    password=self.password)
+        """The options smtp_probe (module_utils._smtp) takes for this upstream (the hop's listener for OAuth2)."""
+        params = dict(host=self.host, port=self.port, mx_lookup=self.mx_lookup, tls=self.tls,
+                      implicit_tls=self.implicit_tls, servername=self.servername, username=self.username,
+                      password=self.password)
+        if self.oauth2 is not None:
+            # Clear text on loopback to the hop, as Postfix does; PLAIN is what the hop takes.
+            params.update(allow_plaintext_auth=True, mechanisms=[HOP_MECHANISM])
+        return params
+
+    def hop_sections(self):
+        """The hop's config sections of this OAuth2 upstream: its listener and its mailbox (no secret)."""
+        remote, oauth2 = self.remote, self.oauth2
+        return [
+            ('SMTP-%d' % self.port, (('server_address', remote.host), ('server_port', str(remote.port)),
+                                     ('server_starttls', 'False' if remote.implicit_tls else 'True'),
+                                     ('local_address', HOP_ADDRESS))),
+            (self.username, (('token_url', oauth2['token_url']), ('oauth2_scope', oauth2['scope']),
+                             ('oauth2_flow', oauth2['flow']), ('client_id', oauth2['client_id']))),
+        ]
 
 
 def _entry(check, field, raw, options, least):
@@ -497,10 +603,84 @@ def _upstream(check, field, raw, allow_plaintext):
     if implicit_tls and tls and tls not in ENCRYPTING_TLS:
         check.fail(field, 'implicit_tls needs tls encrypt, verify or secure, not %s' % tls)
     servername = _servername(check, field, values['servername'], tls)
+    explicit = values['auth'] is not None
+    auth = values['auth'] if explicit else 'oauth2' if values['oauth2'] is not None else 'password'
+    auth = check.choice(field + '.auth', auth, AUTH_METHODS)
+    if auth is None:
+        return None
+    if auth == 'oauth2':
+        upstream = _oauth2_upstream(check, field, values, Upstream(field, host, port, mx_lookup, tls, implicit_tls,
+                                                                   None, None, servername))
+        return upstream if len(check.errors) == before else None
+    if values['oauth2'] is not None:
+        check.fail(field + '.oauth2', 'is for auth: oauth2 (the upstream has auth: %s)' % auth)
+    if auth == 'none' and (values['username'] is not None or values['password'] is not None):
+        check.fail(field, 'auth: none sends no credentials; remove username and password, or use auth: password')
+    if explicit and auth == 'password' and values['username'] is None and values['password'] is None:
+        check.fail(field, 'auth: password needs username and password')
     username, password = _credentials(check, field, values, tls, allow_plaintext)
     if len(check.errors) > before:
         return None
     return Upstream(field, host, port, mx_lookup, tls, implicit_tls, username, password, servername)
+
+
+def _oauth2_upstream(check, field, values, remote):
+    """An upstream with auth oauth2: its OAuth2 settings checked, and its listener on the hop taken."""
+    where = field + '.oauth2'
+    if values['password'] is not None:
+        check.fail(field + '.password', 'an OAuth2 upstream has no password; the client secret is %s.client_secret' % where)
+    if remote.mx_lookup:
+        check.fail(field + '.mx_lookup', 'the OAuth2 hop connects to the host itself; set mx_lookup: false')
+    if remote.servername is not None:
+        check.fail(field + '.servername', 'the OAuth2 hop sends the host name in SNI and checks the certificate against it; '
+                                          'leave servername unset')
+    if remote.tls not in ENCRYPTING_TLS:
+        check.fail(field + '.tls', 'an OAuth2 upstream needs TLS (the hop sends a bearer token): encrypt, verify or secure, '
+                                   'not %s; the hop always verifies the certificate and host name' % remote.tls)
+    if values['username'] is None:
+        check.fail(field + '.username', 'is required with auth: oauth2 (the mailbox the app sends as)')
+    mailbox = None if values['username'] is None else check.address(field + '.username', values['username'])
+    raw = values['oauth2']
+    if not isinstance(raw, dict):
+        check.fail(where, 'is required with auth: oauth2 (a dict with client_id, client_secret, and tenant or token_url)')
+        return None
+    oauth2 = _entry(check, where, raw, OAUTH2_OPTIONS, 'client_id')
+    given = dict(oauth2)
+    oauth2['flow'] = check.choice(where + '.flow', oauth2['flow'], OAUTH2_FLOWS)
+    for name, pattern, what in (('client_id', _CLIENT_ID, 'a client id (letters, digits and ._@-)'),
+                                ('tenant', _TENANT, 'a tenant (its id, or a domain name)'),
+                                ('token_url', _TOKEN_URL, 'an https URL without query (the token endpoint)'),
+                                ('scope', _SCOPE, 'a scope (space-separated URLs or names)')):
+        if oauth2[name] is None:
+            continue
+        text = check.text('%s.%s' % (where, name), oauth2[name])
+        if text is not None and not pattern.match(text):
+            check.fail('%s.%s' % (where, name), "'%s' is not %s" % (text, what))
+            text = None
+        oauth2[name] = text
+    # Missing fields (not those refused above: one message per problem).
+    if given['client_id'] is None:
+        check.fail(where + '.client_id', 'is required (the application (client) id)')
+    if (given['tenant'] is None) == (given['token_url'] is None):
+        check.fail(where, 'set one of tenant (Microsoft identity platform) and token_url (any other token endpoint)')
+    elif given['tenant'] is not None:
+        oauth2['token_url'] = None if oauth2['tenant'] is None else MICROSOFT_TOKEN_URL % oauth2['tenant']
+        oauth2['scope'] = oauth2['scope'] or (MICROSOFT_SCOPE if given['scope'] is None else None)
+    elif given['scope'] is None:
+        check.fail(where + '.scope', 'is required with token_url (Microsoft 365: %s)' % MICROSOFT_SCOPE)
+    secret = oauth2['client_secret']
+    if secret is None:
+        check.fail(where + '.client_secret', 'is required (the hop sends it to the token endpoint; it is the SASL '
+                                             'password Postfix gives the hop, stored only in the 0600 map)')
+    else:
+        secret = check.text(where + '.client_secret', secret)
+        if secret is not None and secret != secret.strip(BLANKS):
+            check.fail(where + '.client_secret', 'must not start or end with blanks (a map cannot hold them)')
+        oauth2['client_secret'] = secret
+    port = check.hop_port(field)
+    if None in (mailbox, port, oauth2['client_secret'], oauth2['flow'], oauth2['token_url'], oauth2['scope']):
+        return None
+    return Upstream.through_hop(field, remote, port, mailbox, oauth2)
 
 
 def _servername(check, field, value, tls):
@@ -558,7 +738,8 @@ def _upstream_list(check, field, raw, allow_plaintext, route_field=None):
     if len(set(upstream.implicit_tls for upstream in upstreams)) > 1:
         check.fail(field, 'implicit_tls (port 465) and STARTTLS upstreams cannot be mixed in one list of upstreams: '
                           'Postfix sets smtp_tls_wrappermode per transport, and a primary and its fallbacks share one; '
-                          'make all of them implicit_tls or none, or give the others a route of their own (%s)'
+                          'make all of them implicit_tls or none, or give the others a route of their own (%s); '
+                          'Postfix reaches an OAuth2 upstream through the hop without TLS, whatever its implicit_tls'
                    % check.name('routes'))
     return upstreams
 
@@ -615,14 +796,23 @@ class Route(object):
         Postfix looks the map up by the next-hop it is trying, so a fallback finds its own credentials;
         a route's map holds only its own upstreams, so no password is ever sent to another route's.
         """
-        return dict((u.nexthop, '%s:%s' % (u.username, u.password)) for u in self.upstreams if u.auth == 'password')
+        return dict((u.nexthop, '%s:%s' % (u.username, u.password)) for u in self.upstreams if u.auth != 'none')
+
+    def hop_upstreams(self):
+        """The route's OAuth2 upstreams (reached through the hop)."""
+        return [u for u in self.upstreams if u.auth == 'oauth2']
+
+    def sasl_security_options(self, relay):
+        """smtp_sasl_security_options: no plaintext mechanism without TLS, but to the hop on loopback."""
+        return 'noanonymous' if relay.allow_plaintext_auth or self.hop_upstreams() else 'noanonymous, noplaintext'
 
     def tls_policy_entries(self):
         return dict((u.nexthop, u.tls_policy()) for u in self.upstreams)
 
     def security_level(self):
         """The transport's default TLS level (each next-hop has its own in the policy map)."""
-        return 'encrypt' if all(u.tls in ENCRYPTING_TLS for u in self.upstreams) else 'may'
+        # The hop's listeners have their tls none in the policy map; the real OAuth2 upstream is the hop's.
+        return 'encrypt' if all(u.tls in ENCRYPTING_TLS for u in self.upstreams if u.auth != 'oauth2') else 'may'
 
     def mechanism_filter(self):
         return ', '.join(self.sasl_mechanisms) if self.sasl_mechanisms else ''
@@ -631,9 +821,13 @@ class Route(object):
         """The mechanisms the preflight may use for this route: its filter, else what Postfix's client prefers."""
         return list(self.sasl_mechanisms or DEFAULT_MECHANISMS)
 
+    def concurrency(self):
+        """The transport's destination concurrency: the route's limit, or HOP_CONCURRENCY for a route with the hop."""
+        return self.concurrency_limit or (HOP_CONCURRENCY if self.hop_upstreams() else None)
+
     def qmgr_parameters(self):
         """The per-transport main.cf parameters of a named route (the queue manager reads no -o of master.cf)."""
-        values = (('destination_concurrency_limit', self.concurrency_limit and str(self.concurrency_limit)),
+        values = (('destination_concurrency_limit', self.concurrency() and str(self.concurrency())),
                   ('destination_rate_delay', self.rate_delay and '%ds' % self.rate_delay))
         return [('%s_%s' % (self.transport, name), value) for name, value in values if value]
 
@@ -655,6 +849,9 @@ class Route(object):
             ('smtp_tls_cert_file', relay.path(self.cert_file) if self.tls_client_cert else ''),
             ('smtp_tls_key_file', relay.path(self.key_file) if self.tls_client_cert else ''),
         ]
+        if relay.hop_upstreams():
+            # Plaintext mechanisms (to the hop on loopback) for the routes with the hop only; a -o value holds no blank.
+            overrides.insert(5, ('smtp_sasl_security_options', self.sasl_security_options(relay).replace(', ', ',')))
         return '%-9s unix  -       -       n       -       -       smtp\n%s' % (
             self.transport, ''.join('  -o %s=%s\n' % item for item in overrides))
 
@@ -706,6 +903,22 @@ def _route_settings(check, route, values):
                                                 MAX_CONCURRENCY, 'a number of connections')
     route.rate_delay = check.integer(route.option('rate_delay'), values['rate_delay'], 0, MAX_RATE_DELAY,
                                      'a number of seconds') or 0
+    if route.hop_upstreams():
+        _hop_route(check, route)
+
+
+def _hop_route(check, route):
+    """A route with an OAuth2 upstream: Postfix may use PLAIN without TLS (to the hop), but never elsewhere."""
+    if route.sasl_mechanisms and HOP_MECHANISM not in route.sasl_mechanisms:
+        check.fail(route.option('sasl_mechanisms'), 'must include %s: Postfix logs in to the OAuth2 hop with it'
+                   % HOP_MECHANISM)
+    if check.allow_plaintext:
+        return
+    for upstream in route.upstreams:
+        if upstream.auth == 'password' and upstream.tls not in ENCRYPTING_TLS:
+            check.fail(upstream.field + '.tls', 'with an OAuth2 upstream in the %s, Postfix may send plaintext '
+                       'mechanisms without TLS (to the hop on loopback): this upstream\'s password needs tls encrypt or '
+                       'stronger, not %s, or set %s: true' % (route.label, upstream.tls, check.name('allow_plaintext_auth')))
 
 
 def _route(check, field, raw, allow_plaintext):
@@ -900,6 +1113,16 @@ def _global_rewriting(check, relay, values):
     relay.sender_rewrite = _rewrite(check, values['sender_rewrite'])
 
 
+def _hop_mailboxes(check, relay):
+    """The hop keeps one account per mailbox: an OAuth2 mailbox may appear in one upstream only."""
+    owners = {}
+    for upstream in relay.hop_upstreams():
+        other = owners.setdefault(upstream.username.lower(), upstream)
+        if other is not upstream:
+            check.fail(upstream.field + '.username', "'%s' is the mailbox of %s too; the OAuth2 hop keeps one account "
+                       "per mailbox" % (upstream.username, check.name(other.field)))
+
+
 def load(params, prefix='', config_directory=CONFIG_DIRECTORY, aliases_path=ALIASES_PATH):
     """Check the whole input (OPTIONS names) and return the Relay, or raise InputError.
 
@@ -928,7 +1151,7 @@ def load(params, prefix='', config_directory=CONFIG_DIRECTORY, aliases_path=ALIA
     if ca_file is not None and not _PATH.match(ca_file):
         check.fail('tls_ca_file', "'%s' is not an absolute path of letters, digits and ._+-/" % ca_file)
     relay.tls_ca_file = ca_file
-    relay.allow_plaintext_auth = check.flag('allow_plaintext_auth', values['allow_plaintext_auth'])
+    relay.allow_plaintext_auth = check.allow_plaintext = check.flag('allow_plaintext_auth', values['allow_plaintext_auth'])
     relay.tls_connection_reuse = check.flag('tls_connection_reuse', values['tls_connection_reuse'])
     relay.extra_parameters = _extra_parameters(check, values['extra_parameters'])
     relay.prefix = prefix
@@ -953,6 +1176,7 @@ def load(params, prefix='', config_directory=CONFIG_DIRECTORY, aliases_path=ALIA
                 if domain.lstrip('.') in (relay.myhostname, relay.myorigin):
                     check.fail('%s.domains[%d]' % (route.field, index), "'%s' is this host's own: a route would send "
                                "local mail away" % domain)
+        _hop_mailboxes(check, relay)
     if check.errors:
         raise InputError(check.errors)
     return relay
@@ -1053,7 +1277,9 @@ MAIN_CF = (
               lambda r, h: r.map_spec(SASL_MAP) if r.default_route.sasl_entries() else '', probe=True),
     # Without TLS no plaintext mechanism (PLAIN/LOGIN) is used unless the user allowed it explicitly.
     Parameter('smtp_sasl_security_options', 'allow_plaintext_auth',
-              lambda r, h: 'noanonymous' if r.allow_plaintext_auth else 'noanonymous, noplaintext', probe=True),
+              lambda r, h: r.default_route.sasl_security_options(r), probe=True),
+    # Postfix's default, written: an OAuth2 hop's 535 (no token) must defer, never bounce.
+    Parameter('smtp_sasl_auth_soft_bounce', SET_BY_RELAY, lambda r, h: 'yes'),
     Parameter('smtp_sasl_tls_security_options', 'allow_plaintext_auth', lambda r, h: 'noanonymous', probe=True),
     Parameter('smtp_sasl_mechanism_filter', 'sasl_mechanisms', lambda r, h: r.default_route.mechanism_filter(), probe=True),
     Parameter('smtp_tls_security_level', 'upstreams', lambda r, h: r.default_route.security_level(), probe=True),
@@ -1075,7 +1301,7 @@ MAIN_CF = (
     Parameter('smtp_mx_address_limit', 'upstream_address_limit', lambda r, h: str(r.upstream_address_limit)),
     # The default route's limits; a route's are its own transport's parameters (Route.qmgr_parameters).
     Parameter('smtp_destination_concurrency_limit', 'concurrency_limit',
-              lambda r, h: str(r.default_route.concurrency_limit or '')),
+              lambda r, h: str(r.default_route.concurrency() or '')),
     Parameter('smtp_destination_rate_delay', 'rate_delay',
               lambda r, h: '%ds' % r.default_route.rate_delay if r.default_route.rate_delay else ''),
     Parameter('smtp_generic_maps', 'sender_rewrite', lambda r, h: r.map_spec(GENERIC_MAP) if r.generic_entries(h) else ''),
@@ -1089,8 +1315,85 @@ MAIN_CF = (
 )
 
 
+# The hop's config file: the settings of the whole hop (after its sections of listeners and mailboxes).
+HOP_SETTINGS = (
+    # The SASL password Postfix sends is the client secret: no secret in the hop's files.
+    ('use_login_password_as_client_credentials_secret', 'True'),
+    ('allow_catch_all_accounts', 'False'),
+    ('delete_account_token_on_password_error', 'False'),
+    ('encrypt_client_secret_on_first_use', 'False'),
+)
+HOP_CONFIG_HEADER = '# Managed by smarthost.postfix (relay): local changes are overwritten. No secret is kept here.\n'
+# The hop's systemd unit (docs/oauth2-design.md: run as written on Debian 12 and 13, and with mount
+# namespaces enforced in a container with CAP_SYS_ADMIN). {ca_file} is the relay's tls_ca_file: the
+# hop verifies the token endpoint and the upstream against it.
+HOP_UNIT_TEXT = '''# Managed by smarthost.postfix (relay): local changes are overwritten.
+[Unit]
+Description=smarthost.postfix OAuth2 hop (emailproxy): XOAUTH2 for Postfix's upstreams
+After=network-online.target
+Wants=network-online.target
+Before=postfix.service
+
+[Service]
+Type=simple
+User={user}
+Group={user}
+ExecStart={venv}/bin/emailproxy --no-gui --config-file {config} --cache-store {cache}
+# No ExecReload: on SIGHUP emailproxy reloads but cannot bind its ports again; a change restarts it.
+# The token cache is in RuntimeDirectory: gone at every stop, so a new secret never meets a cache
+# encrypted with the old one.
+RuntimeDirectory={runtime}
+RuntimeDirectoryMode=0700
+UMask=0077
+Environment=SSL_CERT_FILE={ca_file} REQUESTS_CA_BUNDLE={ca_file}
+Restart=always
+RestartSec=2s
+NoNewPrivileges=yes
+CapabilityBoundingSet=
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged @resources
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+
+[Install]
+WantedBy=multi-user.target
+'''
+
+
+class Hop(object):
+    """The OAuth2 hop a relay with OAuth2 upstreams wants: its config file, its unit, its listeners."""
+
+    def __init__(self, upstreams, ca_file):
+        self.upstreams = upstreams
+        self.nexthops = [upstream.nexthop for upstream in upstreams]
+        self.ports = [upstream.port for upstream in upstreams]
+        sections = [section for upstream in upstreams for section in upstream.hop_sections()]
+        sections.append(('emailproxy', HOP_SETTINGS))
+        self.config = HOP_CONFIG_HEADER + '\n'.join(
+            '[%s]\n%s' % (name, ''.join('%s = %s\n' % item for item in items)) for name, items in sections)
+        self.unit = HOP_UNIT_TEXT.format(user=HOP_USER, venv=HOP_VENV, config=HOP_CONFIG, cache=HOP_CACHE,
+                                         runtime=HOP_RUNTIME, ca_file=ca_file)
+
+
 class Wanted(object):
     """The Postfix state a Relay wants on a host."""
+
+    hop = None                                    # the Hop, or None: no OAuth2 upstream (the hop is removed)
 
     def __init__(self, main_cf, parameters, tables, files, master_cf_enable, master_cf_block, root_forward, routes):
         self.main_cf = main_cf                    # the whole text
@@ -1144,6 +1447,10 @@ class Relay(object):
 
     def all_routes(self):
         return [self.default_route] + list(self.routes)
+
+    def hop_upstreams(self):
+        """Every OAuth2 upstream, the default route's first: each is one listener of the hop."""
+        return [upstream for route in self.all_routes() for upstream in route.hop_upstreams()]
 
     def path(self, name):
         return '%s/%s' % (self.config_directory, name)
@@ -1300,9 +1607,12 @@ class Relay(object):
         header = MAIN_CF_HEADER.format(extra=self.prefix + 'extra_parameters', sasl_map=self.path(SASL_MAP))
         main_cf = header + ''.join('%s = %s\n' % item for item in parameters)
         services = [TLSPROXY_SERVICE] if present and self.tls_connection_reuse else []
-        return Wanted(main_cf, dict(parameters), self.tables(host, present), self.files(present), services,
-                      self.master_cf_services() if present else '', self.root_forward if present else None,
-                      self.all_routes() if present else [])
+        wanted = Wanted(main_cf, dict(parameters), self.tables(host, present), self.files(present), services,
+                        self.master_cf_services() if present else '', self.root_forward if present else None,
+                        self.all_routes() if present else [])
+        if present and self.hop_upstreams():
+            wanted.hop = Hop(self.hop_upstreams(), self.tls_ca_file)
+        return wanted
 
 
 def _from_action(address, keep_reply_to):

@@ -92,6 +92,40 @@ options:
       password:
         description: SASL password. Never in any output; stored only in the 0600 SASL map.
         type: str
+      auth:
+        description:
+          - How the upstream authenticates; default V(oauth2) with O(upstreams[].oauth2), else V(password) (no AUTH without
+            credentials).
+          - V(oauth2) (XOAUTH2) goes through the OAuth2 hop (emailproxy as the systemd service C(smarthost-oauth2-hop)),
+            which Postfix reaches on 127.0.0.1 (one port per OAuth2 upstream, from 10587) with AUTH PLAIN, the client secret
+            being the SASL password. O(upstreams[].username) is the mailbox; O(upstreams[].tls) V(encrypt) or stronger (the hop
+            always verifies the certificate and host name against O(tls_ca_file)). Needs O(oauth2_wheels).
+        type: str
+        choices: [none, password, oauth2]
+      oauth2:
+        description: The identity provider's settings of an upstream with O(upstreams[].auth=oauth2).
+        type: dict
+        suboptions:
+          flow:
+            description: The OAuth2 grant; V(client_credentials) (Microsoft's for apps, C(SMTP.SendAsApp)).
+            type: str
+            choices: [client_credentials]
+            default: client_credentials
+          tenant:
+            description: Microsoft Entra tenant; sets the token endpoint and the default scope. One of this and O(upstreams[].oauth2.token_url).
+            type: str
+          token_url:
+            description: The token endpoint, an C(https) URL without query.
+            type: str
+          client_id:
+            description: The application (client) id. Required.
+            type: str
+          client_secret:
+            description: The client secret. Required. Never in any output; stored only in the 0600 SASL map.
+            type: str
+          scope:
+            description: The scope; required with O(upstreams[].oauth2.token_url).
+            type: str
   routes:
     description:
       - Routes besides the default route (O(upstreams)), each its own master.cf smtp transport C(relay-NAME) with its own
@@ -131,6 +165,17 @@ options:
           servername: {description: "As O(upstreams[].servername).", type: str}
           username: {description: "As O(upstreams[].username).", type: str}
           password: {description: "As O(upstreams[].password).", type: str}
+          auth: {description: "As O(upstreams[].auth).", type: str, choices: [none, password, oauth2]}
+          oauth2:
+            description: As O(upstreams[].oauth2).
+            type: dict
+            suboptions:
+              flow: {description: "As O(upstreams[].oauth2.flow).", type: str, choices: [client_credentials], default: client_credentials}
+              tenant: {description: "As O(upstreams[].oauth2.tenant).", type: str}
+              token_url: {description: "As O(upstreams[].oauth2.token_url).", type: str}
+              client_id: {description: "As O(upstreams[].oauth2.client_id).", type: str}
+              client_secret: {description: "As O(upstreams[].oauth2.client_secret).", type: str}
+              scope: {description: "As O(upstreams[].oauth2.scope).", type: str}
       sender_address:
         description: Rewrite the route's senders to this address on receipt (envelope and C(From) header). Needs O(routes[].senders).
         type: str
@@ -280,7 +325,7 @@ options:
   os_variables:
     description:
       - What differs between operating systems, by Ansible's C(os_family) (V(Debian), V(RedHat)) and by
-        C(os_family-major version) (V(RedHat-10)), each a dictionary with any of C(packages), C(map_type_packages),
+        C(os_family-major version) (V(RedHat-10)), each a dictionary with any of C(packages), C(hop_packages) (for the OAuth2 hop), C(map_type_packages),
         C(tls_ca_file), C(map_type) and C(session_cache_type). The module looks up the host's OS itself and merges
         the entry of its version over the entry of its family; an option given explicitly wins.
       - An OS that has no entry fails the module, before anything changes.
@@ -308,6 +353,12 @@ options:
     description: The aliases file of C(alias_maps) and C(alias_database).
     type: path
     default: /etc/aliases
+  oauth2_wheels:
+    description:
+      - Directory on the host with the OAuth2 hop's wheels and C(oauth2-hop-requirements.txt) (pinned, with hashes), from
+        which the hop's venv is installed offline. Needed with an OAuth2 upstream while the hop is not installed from the
+        same requirements. The relay role copies it there from the controller.
+    type: path
   field_prefix:
     description: Put before every field name in error messages; the relay role sets V(relay_) so that they name its variables.
     type: str
@@ -422,7 +473,9 @@ preflight:
   description:
     - Whether the preflight ran, why (the upstream settings that differ from the live ones), and each upstream's
       result (C(route), null for the default route, C(nexthop), C(ok), C(sni) the name sent in SNI or null,
-      C(msg) when it failed).
+      C(msg) when it failed). An OAuth2 upstream has two entries, its own next-hop (EHLO must offer C(AUTH XOAUTH2)) and
+      the hop's listener (a login through the hop); in check mode the latter has C(ok) null when the hop does not run
+      with the new settings yet.
   returned: always
   type: dict
   sample:
@@ -433,6 +486,18 @@ preflight:
         nexthop: "[smtp-a.example.net]:587"
         ok: true
         sni: smtp-a.example.net
+oauth2_hop:
+  description:
+    - The OAuth2 hop - C(wanted) (an OAuth2 upstream exists), C(changed) (installed, rewritten, restarted or removed, or would
+      be), C(restarted), C(removed), and C(listeners), the hop's next-hops in Postfix's maps.
+  returned: always
+  type: dict
+  sample:
+    wanted: true
+    changed: false
+    restarted: false
+    removed: false
+    listeners: ["[127.0.0.1]:10587"]
 reloaded:
   description: Whether Postfix was reloaded.
   returned: always
@@ -474,16 +539,19 @@ from ansible_collections.smarthost.postfix.plugins.module_utils._config import (
     replace_block,
     write_file,
 )
+from ansible_collections.smarthost.postfix.plugins.module_utils._hop import HopState
 from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import (
     MAP_SUFFIXES,
     PostfixCommands,
     PostfixError,
+    last_lines,
     parse_main_cf,
     run_module,
 )
 from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import (
     ALIASES_MARKER,
     LISTENER_PARAMETERS,
+    OAUTH2_MECHANISM,
     MASTER_CF_MARKER,
     OPTIONS,
     VERIFYING_TLS,
@@ -504,7 +572,7 @@ APT_OPTIONS = ['-q', '-y', '-o', 'DPkg::Lock::Timeout=120', '-o', 'Dpkg::Options
 
 # The options whose default is the host's OS entry of os_variables (then the model's default).
 OS_OPTIONS = ('tls_ca_file', 'map_type', 'session_cache_type')
-OS_VARIABLES = OS_OPTIONS + ('packages', 'map_type_packages')
+OS_VARIABLES = OS_OPTIONS + ('packages', 'map_type_packages', 'hop_packages')
 
 
 def argument_spec():
@@ -517,12 +585,9 @@ def argument_spec():
         map_type_packages=dict(type='dict', default={}),
         config_directory=dict(type='path', default='/etc/postfix'),
         aliases_file=dict(type='path', default='/etc/aliases'),
+        oauth2_wheels=dict(type='path'),
         field_prefix=dict(type='str', default=''),
     )
-
-
-def _last_lines(text, count=5):
-    return ' / '.join([line.strip() for line in (text or '').split('\n') if line.strip()][-count:])
 
 
 class Packages(object):
@@ -558,7 +623,7 @@ class Packages(object):
             rc, out, err = self.module.run_command(argv, environ_update=environ)
             if rc != 0:
                 raise PostfixError('installing %s failed (%s exit status %d): %s'
-                                   % (', '.join(names), os.path.basename(binary), rc, _last_lines(err or out)))
+                                   % (', '.join(names), os.path.basename(binary), rc, last_lines(err or out)))
 
 
 def aliases_text(text, root_forward):
@@ -671,14 +736,19 @@ class RelayRun(object):
                         (MASTER_CF_MARKER, wanted.master_cf_block), files)
             change.check()
             self.check_ca_file()
+            hop = HopState(module, wanted.hop, module.params['oauth2_wheels'], module.params['field_prefix'])
+            hop.plan([key for plan, table in zip(change.plans, [t for t in wanted.tables if t.entries is not None])
+                      if table.secret for key in plan['result']['changed_keys']])
+            if not module.check_mode:
+                hop.apply()
             aliases_before, aliases_after, aliases_stale = self.plan_aliases(wanted.root_forward)
             remove = [os.path.join(self.directory, name)
                       for name in wanted.removable(os.listdir(self.directory), relay.map_type)]
             live = parse_main_cf(change.main_before)
             result['running'] = change.main_before is not None and change.running()
-            self.preflight(wanted, live, change, certificates)
+            self.preflight(wanted, live, change, certificates, hop)
             if module._diff:
-                result['diff'] = change.diff() + (
+                result['diff'] = change.diff() + hop.diff() + (
                     [diff_entry(relay.aliases_path, aliases_before, aliases_after)] if aliases_before != aliases_after else []) + [
                     dict(before_header=path, after_header=path, before='present\n', after='absent\n') for path in remove]
             result['tables'] = [dict(path=item['path'], changed=item['changed'], changed_keys=item['changed_keys'])
@@ -706,6 +776,10 @@ class RelayRun(object):
                 result['reloaded'] = change.reload()
             for path in remove:
                 os.unlink(path)
+            hop.remove()
+        result['oauth2_hop'] = dict(wanted=wanted.hop is not None, changed=hop.changed, restarted=hop.restarted,
+                                    removed=hop.removed, listeners=wanted.hop.nexthops if wanted.hop else [])
+        result['changed'] = result['changed'] or hop.changed
         result['enabled'] = self.enabled()
         return result
 
@@ -715,6 +789,8 @@ class RelayRun(object):
         extra = (params['map_type_packages'] or self.os.get('map_type_packages') or {}).get(self.relay.map_type)
         if extra and extra not in names:
             names.append(extra)
+        if self.relay.state == 'present' and self.relay.hop_upstreams():
+            names.extend(name for name in self.os.get('hop_packages') or [] if name not in names)
         packages = Packages(self.module) if names else None
         missing = packages.missing(names) if names else []
         if missing and not self.module.check_mode:
@@ -725,7 +801,7 @@ class RelayRun(object):
         # -d needs no main.cf (a Postfix installed with "No configuration" has none).
         rc, out, err = postfix.run([postfix.binary('postconf'), '-d', '-h', 'mail_version'])
         if rc != 0:
-            raise PostfixError('postconf -d -h mail_version failed: %s' % _last_lines(err))
+            raise PostfixError('postconf -d -h mail_version failed: %s' % last_lines(err))
         return out.strip()
 
     def effective(self, postfix, name, parameters):
@@ -754,7 +830,7 @@ class RelayRun(object):
         argv = [postfix.binary('postalias'), '-c', self.directory, '%s:%s' % (self.relay.map_type, self.relay.aliases_path)]
         rc, dummy, err = postfix.run(argv)
         if rc != 0:
-            raise PostfixError('postalias failed to build the aliases database: %s' % _last_lines(err))
+            raise PostfixError('postalias failed to build the aliases database: %s' % last_lines(err))
 
     def preflight_reasons(self, wanted, live, change):
         """The upstream settings that differ from the live ones: main.cf parameters, maps, files, routes."""
@@ -768,43 +844,67 @@ class RelayRun(object):
             reasons.append('master.cf routes')
         return reasons
 
-    def preflight(self, wanted, live, change, certificates):
+    def preflight(self, wanted, live, change, certificates, hop):
         """Probe every upstream of every route when the upstream settings differ from the live ones.
 
+        An OAuth2 upstream is probed twice: through the hop (AUTH PLAIN with the secret: the hop fetches a
+        token and logs in upstream with XOAUTH2), and directly (its EHLO must offer XOAUTH2). In check mode
+        a hop that does not run with the new settings yet cannot be probed through (its result says so).
         Raises when the primary of any route fails; a failing fallback is a warning.
         """
         relay, report = self.relay, self.result['preflight']
-        reasons = self.preflight_reasons(wanted, live, change)
+        reasons = self.preflight_reasons(wanted, live, change) + hop.reasons()
         if relay.state != 'present' or not self.module.params['preflight'] or not reasons:
             return
         report.update(ran=True, reasons=reasons)
         # Imported only for a probe: a no-op run needs none of ssl, smtplib and threads.
         from ansible_collections.smarthost.postfix.plugins.module_utils._smtp import probe_all
 
-        probes = []
+        probes, skipped = [], []
         for route in wanted.routes:
             cert, key = certificates.paths.get(route.transport, (None, None))
             for upstream in route.upstreams:
-                probes.append((route, upstream, dict(upstream.probe_params(), mechanisms=route.probe_mechanisms(),
-                                                     client_cert_file=cert, client_key_file=key)))
+                if upstream.auth != 'oauth2':
+                    probes.append((route, upstream, None, dict(upstream.probe_params(), mechanisms=route.probe_mechanisms(),
+                                                               client_cert_file=cert, client_key_file=key)))
+                    continue
+                remote = upstream.remote
+                # The hop always verifies the upstream (host name and chain, against tls_ca_file).
+                probes.append((route, upstream, remote, dict(remote.probe_params(), tls='verify', mechanisms=[])))
+                if self.module.check_mode and not hop.current():
+                    skipped.append(upstream)
+                else:
+                    probes.append((route, upstream, None, upstream.probe_params()))
         results = probe_all(dict(
-            upstreams=[params for dummy, dummy, params in probes], ca_file=relay.tls_ca_file,
+            upstreams=[params for dummy, dummy, dummy, params in probes], ca_file=relay.tls_ca_file,
             allow_plaintext_auth=relay.allow_plaintext_auth, timeout=max(relay.connect_timeout, relay.helo_timeout),
             helo_name=None))
+        for (dummy, upstream, remote, dummy), probe in zip(probes, results):
+            if remote is not None and not probe['failed'] and OAUTH2_MECHANISM not in probe['auth_mechanisms']:
+                probe.update(failed=True, msg='%s does not offer AUTH %s (offers: %s)' % (
+                    remote.nexthop, OAUTH2_MECHANISM, ', '.join(probe['auth_mechanisms']) or 'no AUTH'))
         failed = []
-        for (route, upstream, dummy), probe in zip(probes, results):
-            item = dict(route=route.name, nexthop=upstream.nexthop, ok=not probe['failed'], sni=probe['sni'])
+        for route in wanted.routes:
+            for upstream in route.upstreams:
+                if upstream in skipped:
+                    report['upstreams'].append(dict(route=route.name, nexthop=upstream.nexthop, ok=None, sni=None,
+                                                    msg='check mode: the OAuth2 hop does not run with the new settings '
+                                                        'yet, so no login through it was tried'))
+        for (route, upstream, remote, dummy), probe in zip(probes, results):
+            item = dict(route=route.name, nexthop=(remote or upstream).nexthop, ok=not probe['failed'], sni=probe['sni'])
             if probe['failed']:
                 item['msg'] = probe['msg']
+                where = (remote or upstream).nexthop + (' (through the OAuth2 hop)' if upstream.remote and not remote else '')
                 if upstream is route.upstreams[0]:
-                    failed.append('%s %s failed: %s' % (self.name(upstream.field), upstream.nexthop, probe['msg'].rstrip('.')))
+                    failed.append('%s %s failed: %s' % (self.name(upstream.field), where, probe['msg'].rstrip('.')))
                 else:
                     self.module.warn('preflight: fallback upstream %s %s failed: %s'
-                                     % (self.name(upstream.field), upstream.nexthop, probe['msg']))
+                                     % (self.name(upstream.field), where, probe['msg']))
             report['upstreams'].append(item)
         if failed:
-            raise PostfixError('Preflight: primary upstream %s. The live configuration was not changed. '
-                               'Set %s: false to skip this check.' % ('; '.join(failed), self.name('preflight')))
+            raise PostfixError('Preflight: primary upstream %s. The live %s was not changed. Set %s: false to skip '
+                               'this check.' % ('; '.join(failed), 'Postfix configuration (the OAuth2 hop runs with the new '
+                                                'settings)' if hop.restarted else 'configuration', self.name('preflight')))
 
     def enabled(self):
         if self.result['service_mgr'] != 'systemd':
@@ -831,6 +931,9 @@ def secrets(params):
         for upstream in route.get('upstreams') or []:
             if isinstance(upstream, dict) and upstream.get('password'):
                 found.append(str(upstream['password']))
+            oauth2 = upstream.get('oauth2') if isinstance(upstream, dict) else None
+            if isinstance(oauth2, dict) and oauth2.get('client_secret'):
+                found.append(str(oauth2['client_secret']))
         key = route.get('tls_client_key')
         if isinstance(key, str) and key.strip():
             found.append(key)

@@ -300,13 +300,13 @@ upstreams:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import DEFAULT_MECHANISMS, MECHANISMS, UPSTREAM_OPTIONS
+from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import DEFAULT_MECHANISMS, MECHANISMS, PROBE_OPTIONS
 from ansible_collections.smarthost.postfix.plugins.module_utils._smtp import probe_all
 
 
 def argument_spec():
     return dict(
-        upstreams=dict(type='list', elements='dict', required=True, options=UPSTREAM_OPTIONS),
+        upstreams=dict(type='list', elements='dict', required=True, options=PROBE_OPTIONS),
         mechanisms=dict(type='list', elements='str', default=list(DEFAULT_MECHANISMS), choices=list(MECHANISMS)),
         ca_file=dict(type='path'),
         timeout=dict(type='int', default=10),

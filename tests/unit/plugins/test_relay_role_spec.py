@@ -21,11 +21,13 @@ SPEC = os.path.join(ROOT, 'roles', 'relay', 'meta', 'argument_specs.yml')
 TASKS = os.path.join(ROOT, 'roles', 'relay', 'tasks', 'main.yml')
 # Module options the role sets from its OS variables or itself, not from a relay_* variable of the same name.
 FROM_THE_ROLE = {'os_variables', 'session_cache_type', 'packages', 'map_type_packages', 'config_directory', 'aliases_file',
-                 'field_prefix'}
+                 'field_prefix', 'oauth2_wheels'}
 # Defaults that depend on the OS (vars/main.yml): the argument spec names them in the description only.
 OS_DEFAULTS = {'tls_ca_file', 'map_type'}
 # Kept for inventories that set it; no module option.
 ROLE_ONLY = {'relay_no_log'}
+# Read by the role's tasks (the controller's directory of the OAuth2 hop's wheels); the module gets the host's.
+ROLE_ONLY.add('relay_oauth2_wheels')
 
 
 def role_options():

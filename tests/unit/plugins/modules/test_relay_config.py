@@ -517,3 +517,44 @@ def test_no_route_secret_in_check_mode_diff_or_failure(relay, upstreams):
             assert secret not in output
     assert json.loads(outputs[2])['msg'] == (
         'Invalid relay input: relay_routes[0].upstreams[0].password: must not contain a control character (U+000A)')
+
+
+# ---- OAuth2 upstreams: the hop (installed, run and probed by the lab's oauth2 scenario) --------------
+
+O2_SECRET = 'O2 app secret:unit-5d1a'
+O2_UPSTREAM = dict(host='smtp.office365.com', auth='oauth2', username='relay@example.com',
+                   oauth2=dict(tenant='contoso.onmicrosoft.com', client_id='00000000-0000-4000-8000-000000000001',
+                               client_secret=O2_SECRET))
+
+
+@pytest.fixture
+def wheels(tmp_path):
+    """A wheel directory as the relay role leaves it on the host: the requirements (the wheels are not read here)."""
+    directory = tmp_path / 'wheels'
+    directory.mkdir()
+    shutil.copy(os.path.join(os.path.dirname(relay_config.__file__), '..', '..', 'roles', 'relay', 'files',
+                             model.HOP_REQUIREMENTS), str(directory))
+    return str(directory)
+
+
+@pytest.mark.skipif(os.path.exists(model.HOP_CONFIG_DIRECTORY), reason='this machine has an OAuth2 hop of its own')
+def test_check_mode_with_an_oauth2_upstream_plans_the_hop_and_writes_nothing(relay, host, wheels):
+    before = snapshot(host)
+    result, output = relay(check_mode=True, diff=True, preflight=False, oauth2_wheels=wheels, upstreams=[O2_UPSTREAM])
+    assert result['changed'] and result['oauth2_hop'] == dict(wanted=True, changed=True, restarted=False, removed=False,
+                                                              listeners=['[127.0.0.1]:10587'])
+    assert snapshot(host) == before and not os.path.exists(model.HOP_CONFIG_DIRECTORY)
+    diffs = dict((entry['after_header'], entry) for entry in result['diff'])
+    assert '[SMTP-10587]\nserver_address = smtp.office365.com\n' in diffs[model.HOP_CONFIG]['after']
+    assert 'User=smarthost-oauth2\n' in diffs[model.HOP_UNIT]['after']
+    assert 'emailproxy==2026.7.3' in diffs[model.HOP_INSTALLED]['after']
+    assert O2_SECRET not in output and 'unit-5d1a' not in output
+
+
+@pytest.mark.skipif(os.path.exists(model.HOP_CONFIG_DIRECTORY), reason='this machine has an OAuth2 hop of its own')
+def test_an_oauth2_upstream_without_the_wheels_fails_before_any_change(relay, host, tmp_path):
+    before = snapshot(host)
+    result, output = relay(preflight=False, oauth2_wheels=str(tmp_path / 'none'), upstreams=[O2_UPSTREAM])
+    assert result['failed'] and result['msg'].startswith('relay_oauth2_wheels: the OAuth2 hop is not installed')
+    assert snapshot(host) == before
+    assert O2_SECRET not in output

@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.smarthost.postfix.plugins.module_utils import _smtp as smtp_probe
 from ansible_collections.smarthost.postfix.plugins.modules import smtp_probe as smtp_probe_module
-from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import UPSTREAM_OPTIONS
+from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import PROBE_OPTIONS
 from ansible_collections.smarthost.postfix.tests.unit.plugins.modules import smtp_probe_servers as servers
 from ansible_collections.smarthost.postfix.tests.unit.plugins.modules.module_args import patch_module_args
 
@@ -69,7 +69,7 @@ def scripted():
 
 def params(**overrides):
     """One probe's parameters: an upstream's options with the module's shared ones, as probe_all() makes them."""
-    spec = dict(smtp_probe_module.argument_spec(), **UPSTREAM_OPTIONS)
+    spec = dict(smtp_probe_module.argument_spec(), **PROBE_OPTIONS)
     values = {name: spec_.get('default') for name, spec_ in spec.items() if name != 'upstreams'}
     values.update(host='127.0.0.1', helo_name='probe.test')
     values.update(overrides)
