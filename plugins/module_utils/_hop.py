@@ -55,12 +55,9 @@ class HopState(object):
         self.config_before = read_source(HOP_CONFIG)
         self.unit_before = read_source(HOP_UNIT)
         self.requirements = None
-        self.venv_needed = False
-        self.user_needed = False
-        self.secrets_changed = False
-        self.restarted = False
-        self.removed = False
-        self.running = False
+        # What plan() finds, and what apply() and remove() did.
+        self.venv_needed = self.user_needed = self.secrets_changed = False
+        self.restarted = self.removed = self.running = False
 
     # ---- plan -----------------------------------------------------------------------------------
 
