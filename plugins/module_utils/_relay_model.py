@@ -1406,11 +1406,14 @@ class Wanted(object):
         self.root_forward = root_forward          # address, or None: no managed entry
         self.routes = routes                      # the routes the preflight probes: the default first
 
+    def written_tables(self):
+        """The tables to write (the others are to be removed), in the order of tables."""
+        return [table for table in self.tables if table.entries is not None]
+
     def removable(self, names, map_type):
         """Those of names (files in the config directory) that are the relay's and not wanted."""
         suffixes = ('',) + tuple(MAP_SUFFIXES.values())
-        keep = set(table.name + suffix for table in self.tables if table.entries is not None
-                   for suffix in ('', MAP_SUFFIXES[map_type]))
+        keep = set(table.name + suffix for table in self.written_tables() for suffix in ('', MAP_SUFFIXES[map_type]))
         keep.update(item.name for item in self.files if item.content is not None)
         owned = set(table.name + suffix for table in self.tables for suffix in suffixes)
         owned.update(item.name for item in self.files)

@@ -727,9 +727,10 @@ class RelayRun(object):
         certificates = ClientCertificates(self.directory)
         try:
             certificates.load(wanted.routes, self.name)
+            written = wanted.written_tables()
             tables = [dict(path=os.path.join(self.directory, table.name), entries=table.entries, state='present',
                            exclusive=True, secret=table.secret, mode=table.mode)
-                      for table in wanted.tables if table.entries is not None]
+                      for table in written]
             files = [(os.path.join(self.directory, item.name), item.content, item.mode, item.secret)
                      for item in wanted.files if item.content is not None]
             change.plan(wanted.main_cf, wanted.master_cf_enable, tables, relay.map_type,
@@ -737,8 +738,7 @@ class RelayRun(object):
             change.check()
             self.check_ca_file()
             hop = HopState(module, wanted.hop, module.params['oauth2_wheels'], module.params['field_prefix'])
-            hop.plan([key for plan, table in zip(change.plans, [t for t in wanted.tables if t.entries is not None])
-                      if table.secret for key in plan['result']['changed_keys']])
+            hop.plan([key for plan, table in zip(change.plans, written) if table.secret for key in plan['result']['changed_keys']])
             if not module.check_mode:
                 hop.apply()
             aliases_before, aliases_after, aliases_stale = self.plan_aliases(wanted.root_forward)
@@ -834,11 +834,10 @@ class RelayRun(object):
 
     def preflight_reasons(self, wanted, live, change):
         """The upstream settings that differ from the live ones: main.cf parameters, maps, files, routes."""
-        probe_tables = [table.probe for table in wanted.tables if table.entries is not None]
         probe_files = dict((os.path.join(self.directory, item.name), item.probe) for item in wanted.files)
         reasons = wanted.probe_parameters(live)
-        reasons += [os.path.basename(plan['result']['path']) for plan, probe in zip(change.plans, probe_tables)
-                    if probe and plan['rebuild']]
+        reasons += [os.path.basename(plan['result']['path']) for plan, table in zip(change.plans, wanted.written_tables())
+                    if table.probe and plan['rebuild']]
         reasons += [os.path.basename(item.path) for item in change.files if item.rewrite and probe_files[item.path]]
         if read_block(change.master_before, MASTER_CF_MARKER) != wanted.master_cf_block:
             reasons.append('master.cf routes')
@@ -879,10 +878,6 @@ class RelayRun(object):
             upstreams=[params for dummy, dummy, dummy, params in probes], ca_file=relay.tls_ca_file,
             allow_plaintext_auth=relay.allow_plaintext_auth, timeout=max(relay.connect_timeout, relay.helo_timeout),
             helo_name=None))
-        for (dummy, upstream, remote, dummy), probe in zip(probes, results):
-            if remote is not None and not probe['failed'] and OAUTH2_MECHANISM not in probe['auth_mechanisms']:
-                probe.update(failed=True, msg='%s does not offer AUTH %s (offers: %s)' % (
-                    remote.nexthop, OAUTH2_MECHANISM, ', '.join(probe['auth_mechanisms']) or 'no AUTH'))
         failed = []
         for route in wanted.routes:
             for upstream in route.upstreams:
@@ -891,6 +886,9 @@ class RelayRun(object):
                                                     msg='check mode: the OAuth2 hop does not run with the new settings '
                                                         'yet, so no login through it was tried'))
         for (route, upstream, remote, dummy), probe in zip(probes, results):
+            if remote is not None and not probe['failed'] and OAUTH2_MECHANISM not in probe['auth_mechanisms']:
+                probe.update(failed=True, msg='%s does not offer AUTH %s (offers: %s)' % (
+                    remote.nexthop, OAUTH2_MECHANISM, ', '.join(probe['auth_mechanisms']) or 'no AUTH'))
             item = dict(route=route.name, nexthop=(remote or upstream).nexthop, ok=not probe['failed'], sni=probe['sni'])
             if probe['failed']:
                 item['msg'] = probe['msg']
