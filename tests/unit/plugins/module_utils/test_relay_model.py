@@ -9,6 +9,7 @@ No host, no container: load() and Relay.wanted() are plain Python.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 
@@ -16,29 +17,15 @@ import pytest
 import yaml
 
 from ansible_collections.smarthost.postfix.plugins.module_utils import _relay_model as model
+from ansible_collections.smarthost.postfix.tests.unit.plugins.module_utils import model_input
 
 A = dict(host='smtp-a.example.net', username='relay-a', password='A pass:with spaces')
 B = dict(host='smtp-b.example.net', port=2525, tls='verify', username='relay-b', password='B-pass')
 HOST = model.Host('3.7.11', 'relay1.example.com')
 
-
-def relay(**params):
-    params.setdefault('upstreams', [A, B])
-    return model.load(params, 'relay_')
-
-
-def refused(**params):
-    """The messages load() gives for params (an upstream list is added unless given)."""
-    params.setdefault('upstreams', [A])
-    with pytest.raises(model.InputError) as failure:
-        model.load(params, 'relay_')
-    return failure.value.errors
-
-
-def one_error(**params):
-    errors = refused(**params)
-    assert len(errors) == 1, errors
-    return errors[0]
+relay = functools.partial(model_input.load, [A, B])
+refused = functools.partial(model_input.refused, [A])
+one_error = functools.partial(model_input.one_error, [A])
 
 
 def main_cf(**params):

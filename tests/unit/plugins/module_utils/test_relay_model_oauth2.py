@@ -11,11 +11,13 @@ client secret as its SASL password; the hop's config holds the upstream and the 
 from __future__ import annotations
 
 import configparser
+import functools
 import os
 
 import pytest
 
 from ansible_collections.smarthost.postfix.plugins.module_utils import _relay_model as model
+from ansible_collections.smarthost.postfix.tests.unit.plugins.module_utils import model_input
 
 SECRET = 'O2 app secret:with spaces'
 O365 = dict(host='smtp.office365.com', auth='oauth2', username='relay@example.com',
@@ -29,22 +31,8 @@ HOST = model.Host('3.7.11', 'relay1.example.com')
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
 
-def relay(**params):
-    params.setdefault('upstreams', [O365])
-    return model.load(params, 'relay_')
-
-
-def errors(**params):
-    params.setdefault('upstreams', [O365])
-    with pytest.raises(model.InputError) as failure:
-        model.load(params, 'relay_')
-    return failure.value.errors
-
-
-def one_error(**params):
-    found = errors(**params)
-    assert len(found) == 1, found
-    return found[0]
+relay = functools.partial(model_input.load, [O365])
+one_error = functools.partial(model_input.one_error, [O365])
 
 
 def with_oauth2(**changes):
