@@ -326,8 +326,9 @@ options:
     description:
       - What differs between operating systems, by Ansible's C(os_family) (V(Debian), V(RedHat)) and by
         C(os_family-major version) (V(RedHat-10)), each a dictionary with any of C(packages), C(hop_packages) (for the OAuth2 hop), C(map_type_packages),
-        C(tls_ca_file), C(map_type) and C(session_cache_type). The module looks up the host's OS itself and merges
-        the entry of its version over the entry of its family; an option given explicitly wins.
+        C(tls_ca_file), C(map_type) and C(session_cache_type). The module looks up the host's OS itself in
+        C(/etc/os-release) (an ID or ID_LIKE of V(debian) is the Debian family, V(rhel) or V(fedora) the RedHat family)
+        and merges the entry of its version over the entry of its family; an option given explicitly wins.
       - An OS that has no entry fails the module, before anything changes.
       - The relay role passes its C(vars/main.yml).
     type: dict
@@ -530,6 +531,7 @@ import shutil
 import socket
 import tempfile
 
+from ansible.module_utils import distro
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.smarthost.postfix.plugins.module_utils._config import (
@@ -670,18 +672,32 @@ class ClientCertificates(object):
             self.private = None
 
 
-def os_entry(module, table):
+# Ansible's os_family names of the families the relay supports, by the os-release ID (or one of the
+# ID_LIKE names) that leads to them: Ubuntu is "like debian", Rocky and AlmaLinux "like rhel",
+# RHEL, Oracle Linux and Amazon Linux "like fedora".
+OS_RELEASE_FAMILIES = {'debian': 'Debian', 'rhel': 'RedHat', 'fedora': 'RedHat'}
+
+
+def host_release(root_dir=None):
+    """The host's /etc/os-release (or its distribution's release file), read by the distro library that
+    ships with Ansible's module utilities; no lsb_release or uname commands."""
+    if root_dir:
+        return distro.LinuxDistribution(root_dir=root_dir)
+    return distro.LinuxDistribution(include_lsb=False, include_uname=False, include_oslevel=False)
+
+
+def os_entry(module, table, release=None):
     """The host's entry of os_variables: its family's, with its version's merged over it."""
     if not table:
         return {}
-    # What setup's distribution subset reports, computed here instead of in a module run of its own.
-    from ansible.module_utils.facts.system.distribution import DistributionFactCollector
-
-    facts = DistributionFactCollector().collect(module=module)
-    family, major = facts.get('os_family', ''), facts.get('distribution_major_version', '')
+    release = release or host_release()
+    names = [release.id()] + release.like().split()
+    family = next((OS_RELEASE_FAMILIES[name] for name in names if name in OS_RELEASE_FAMILIES), None)
+    major = release.major_version()
     if family not in table:
-        raise PostfixError('%sos_variables has no entry for this OS (%s %s, os_family %s); entries: %s'
-                           % (module.params['field_prefix'], facts.get('distribution'), major, family, ', '.join(sorted(table))))
+        raise PostfixError('%sos_variables has no entry for this OS (%s %s, os-release ID %s%s); entries: %s'
+                           % (module.params['field_prefix'], release.name(), major, names[0] or 'unknown',
+                              ', ID_LIKE %s' % ' '.join(names[1:]) if names[1:] else '', ', '.join(sorted(table))))
     entry = {}
     for key in (family, '%s-%s' % (family, major)):
         for name, value in (table.get(key) or {}).items():

@@ -297,11 +297,15 @@ def test_bad_input_fails_before_the_installation(relay, packages):
 # ---- what differs between operating systems: the role's vars/main.yml, on each OS family --------------
 
 ROLE_VARS = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'roles', 'relay', 'vars', 'main.yml')
-OS_FACTS = {
-    'debian12': dict(distribution='Debian', os_family='Debian', distribution_major_version='12'),
-    'el9': dict(distribution='RedHat', os_family='RedHat', distribution_major_version='9'),
-    'el10': dict(distribution='AlmaLinux', os_family='RedHat', distribution_major_version='10'),
-    'suse': dict(distribution='SLES', os_family='Suse', distribution_major_version='15'),
+# The /etc/os-release of each OS (the fields the lookup reads, as those releases ship them).
+OS_RELEASES = {
+    'debian12': 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n',
+    'ubuntu24': 'NAME="Ubuntu"\nVERSION_ID="24.04"\nID=ubuntu\nID_LIKE=debian\n',
+    'el9': 'NAME="Red Hat Enterprise Linux"\nVERSION_ID="9.4"\nID="rhel"\nID_LIKE="fedora"\n',
+    'rocky9': 'NAME="Rocky Linux"\nVERSION_ID="9.5"\nID="rocky"\nID_LIKE="rhel centos fedora"\n',
+    'oracle9': 'NAME="Oracle Linux Server"\nVERSION_ID="9.4"\nID="ol"\nID_LIKE="fedora"\n',
+    'el10': 'NAME="AlmaLinux"\nVERSION_ID="10.0"\nID="almalinux"\nID_LIKE="rhel centos fedora"\n',
+    'suse': 'NAME="SLES"\nVERSION_ID="15.6"\nID="sles"\nID_LIKE="suse"\n',
 }
 
 
@@ -314,13 +318,36 @@ class FakeModule(object):
     params = {'field_prefix': 'relay_'}
 
 
-@pytest.fixture
-def host_os(monkeypatch):
-    from ansible.module_utils.facts.system import distribution
+def release_of(tmp_path, name):
+    """The distro library's view of a host whose /etc/os-release is the one of name."""
+    root = tmp_path / ('root-' + name)
+    (root / 'etc').mkdir(parents=True)
+    (root / 'etc' / 'os-release').write_text(OS_RELEASES[name])
+    return relay_config.host_release(str(root))
 
+
+@pytest.fixture
+def host_os(monkeypatch, tmp_path):
     def use(name):
-        monkeypatch.setattr(distribution.DistributionFactCollector, 'collect', lambda self, module=None, **kw: OS_FACTS[name])
+        release = release_of(tmp_path, name)
+        monkeypatch.setattr(relay_config, 'host_release', lambda: release)
     return use
+
+
+@pytest.mark.parametrize('name, family', [
+    ('debian12', 'Debian'), ('ubuntu24', 'Debian'), ('el9', 'RedHat'), ('rocky9', 'RedHat'), ('oracle9', 'RedHat'),
+    ('el10', 'RedHat'),
+])
+def test_the_os_family_comes_from_os_release_id_and_id_like(tmp_path, name, family):
+    table = {'Debian': {'map_type': 'debian-family'}, 'RedHat': {'map_type': 'redhat-family'},
+             'RedHat-10': {'map_type': 'redhat-10'}}
+    entry = relay_config.os_entry(FakeModule(), table, release_of(tmp_path, name))
+    assert entry['map_type'] == ('redhat-10' if name == 'el10' else family.lower() + '-family')
+
+
+def test_the_host_release_runs_no_command():
+    release = relay_config.host_release()
+    assert (release.include_lsb, release.include_uname, release.include_oslevel) == (False, False, False)
 
 
 @pytest.mark.parametrize('name, packages, ca_file, map_type, cache', [
@@ -328,9 +355,8 @@ def host_os(monkeypatch):
     ('el9', ['postfix', 'cyrus-sasl-plain'], '/etc/pki/tls/certs/ca-bundle.crt', 'hash', 'btree'),
     ('el10', ['postfix', 'cyrus-sasl-plain'], '/etc/pki/tls/certs/ca-bundle.crt', 'lmdb', 'lmdb'),
 ])
-def test_the_role_variables_of_each_os(host_os, name, packages, ca_file, map_type, cache):
-    host_os(name)
-    entry = relay_config.os_entry(FakeModule(), role_os_variables())
+def test_the_role_variables_of_each_os(tmp_path, name, packages, ca_file, map_type, cache):
+    entry = relay_config.os_entry(FakeModule(), role_os_variables(), release_of(tmp_path, name))
     assert (entry['packages'], entry['tls_ca_file'], entry['map_type'], entry['session_cache_type']) == \
         (packages, ca_file, map_type, cache)
     # The main.cf the relay renders there (Postfix 3.5 on EL9 tops out at compatibility level 2).
@@ -351,8 +377,8 @@ def test_an_os_without_variables_fails_before_anything_changes(relay, host, host
     host_os('suse')
     before = snapshot(host)
     result, dummy = relay(os_variables=role_os_variables())
-    assert result['failed'] and result['msg'] == ('relay_os_variables has no entry for this OS (SLES 15, os_family Suse); '
-                                                  'entries: Debian, RedHat, RedHat-10')
+    assert result['failed'] and result['msg'] == ('relay_os_variables has no entry for this OS (SLES 15, os-release ID sles, '
+                                                  'ID_LIKE suse); entries: Debian, RedHat, RedHat-10')
     assert snapshot(host) == before and packages['commands'] == []
 
 
