@@ -544,7 +544,6 @@ from ansible_collections.smarthost.postfix.plugins.module_utils._config import (
 from ansible_collections.smarthost.postfix.plugins.module_utils._hop import HopState
 from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import (
     MAP_SUFFIXES,
-    PostfixCommands,
     PostfixError,
     last_lines,
     parse_main_cf,
@@ -737,9 +736,11 @@ class RelayRun(object):
             result['msg'] = ('%s not installed yet: check mode cannot preview the relay configuration'
                              % ', '.join(result['installed']))
             return result
-        postfix = PostfixCommands(module)
-        wanted = relay.wanted(Host(self.mail_version(postfix), socket.getfqdn()))
         change = ConfigChange(module, self.directory)
+        postfix = change.postfix
+        # Asked together: the queue directory tells whether Postfix runs (change.running()).
+        defaults = postfix.defaults('mail_version', 'queue_directory')
+        wanted = relay.wanted(Host(defaults['mail_version'], socket.getfqdn()))
         certificates = ClientCertificates(self.directory)
         try:
             certificates.load(wanted.routes, self.name)
@@ -813,19 +814,11 @@ class RelayRun(object):
             packages.install(missing)
         self.result['installed'] = missing
 
-    def mail_version(self, postfix):
-        # -d needs no main.cf (a Postfix installed with "No configuration" has none).
-        rc, out, err = postfix.run([postfix.binary('postconf'), '-d', '-h', 'mail_version'])
-        if rc != 0:
-            raise PostfixError('postconf -d -h mail_version failed: %s' % last_lines(err))
-        return out.strip()
-
     def effective(self, postfix, name, parameters):
         """A parameter's value in a main.cf (parameters): as written there, else Postfix's default."""
         if name in parameters:
             return parameters[name]
-        rc, out, dummy = postfix.run([postfix.binary('postconf'), '-d', '-h', name])
-        return out.strip() if rc == 0 else ''
+        return postfix.defaults(name)[name]
 
     def check_ca_file(self):
         relay = self.relay

@@ -84,22 +84,30 @@ def calls(monkeypatch):
 
 @pytest.fixture
 def postfix(monkeypatch):
-    """Every `postfix` command a module runs (status, reload); Postfix answers 'running' unless told otherwise.
+    """Every look at and command to the running Postfix a module makes ('status': is its master running,
+    'reload'); Postfix runs unless told otherwise.
 
     Only the running Postfix is replaced: postconf, postmap and postalias run for real.
     """
     from ansible.module_utils.basic import AnsibleModule
+    from ansible_collections.smarthost.postfix.plugins.module_utils import _config
 
-    state = {'running': True, 'commands': []}
+    state = {'running': True, 'commands': [], 'queue_directories': []}
     real_run_command = AnsibleModule.run_command
 
     def run_command(self, args, **kwargs):
         if isinstance(args, list) and os.path.basename(args[0]) == 'postfix':
             state['commands'].append(args[-1])
-            return (0 if state['running'] or args[-1] != 'status' else 1), '', ''
+            return 0, '', ''
         return real_run_command(self, args, **kwargs)
 
+    def master_running(queue_directory):
+        state['commands'].append('status')
+        state['queue_directories'].append(queue_directory)
+        return state['running']
+
     monkeypatch.setattr(AnsibleModule, 'run_command', run_command)
+    monkeypatch.setattr(_config, 'master_running', master_running)
     return state
 
 
