@@ -84,20 +84,31 @@ def calls(monkeypatch):
 
 @pytest.fixture
 def postfix(monkeypatch):
-    """Every look at and command to the running Postfix a module makes ('status': is its master running,
-    'reload'); Postfix runs unless told otherwise.
+    """The running Postfix and its service, replaced: every look at it and command to it a module makes
+    ('status': is its master running; 'reload', 'start', 'stop'; 'systemctl ACTION' for the postfix unit).
+    Postfix runs and is enabled unless told otherwise; the host runs systemd when 'systemd' is set.
 
     Only the running Postfix is replaced: postconf, postmap and postalias run for real.
     """
     from ansible.module_utils.basic import AnsibleModule
     from ansible_collections.smarthost.postfix.plugins.module_utils import _config
+    from ansible_collections.smarthost.postfix.plugins.modules import relay_config
 
-    state = {'running': True, 'commands': [], 'queue_directories': []}
+    state = {'running': True, 'enabled': True, 'systemd': False, 'commands': [], 'queue_directories': []}
     real_run_command = AnsibleModule.run_command
 
     def run_command(self, args, **kwargs):
-        if isinstance(args, list) and os.path.basename(args[0]) == 'postfix':
+        name = os.path.basename(args[0]) if isinstance(args, list) else None
+        if name == 'postfix':
             state['commands'].append(args[-1])
+            state['running'] = args[-1] != 'stop' and (state['running'] or args[-1] == 'start')
+            return 0, '', ''
+        if name == 'systemctl' and args[-1] == 'postfix':
+            state['commands'].append('systemctl ' + args[1])
+            if args[1] == 'is-enabled':
+                return (0, 'enabled\n', '') if state['enabled'] else (1, 'disabled\n', '')
+            state['enabled'] = state['enabled'] or args[1] == 'enable'
+            state['running'] = state['running'] or args[1] in ('start', 'restart')
             return 0, '', ''
         return real_run_command(self, args, **kwargs)
 
@@ -108,6 +119,7 @@ def postfix(monkeypatch):
 
     monkeypatch.setattr(AnsibleModule, 'run_command', run_command)
     monkeypatch.setattr(_config, 'master_running', master_running)
+    monkeypatch.setattr(relay_config, 'systemd_runs', lambda: state['systemd'])
     return state
 
 

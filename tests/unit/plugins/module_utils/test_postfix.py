@@ -191,8 +191,8 @@ def test_defaults_are_asked_in_one_postconf_call_and_kept(module, config_dir, ca
     first = commands.defaults('mail_version', 'queue_directory')
     assert re.match(r'\A\d+\.\d+', first['mail_version']) and first['queue_directory'].startswith('/')
     assert commands.defaults('queue_directory') == {'queue_directory': first['queue_directory']}
-    assert commands.defaults('inet_interfaces', 'mail_version') == {'inet_interfaces': 'all',
-                                                                     'mail_version': first['mail_version']}
+    wanted = {'inet_interfaces': 'all', 'mail_version': first['mail_version']}
+    assert commands.defaults('inet_interfaces', 'mail_version') == wanted
     assert [argv[-3:] for argv in calls] == [['-h', 'mail_version', 'queue_directory'], ['-d', '-h', 'inet_interfaces']]
 
 

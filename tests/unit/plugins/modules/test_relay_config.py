@@ -95,8 +95,8 @@ def test_first_run_writes_everything_second_run_nothing(relay, host, postfix, up
     assert result['changed'] and result['main_cf_changed'] and result['enabled_services'] == ['tlsproxy/unix']
     assert result['preflight']['ran'] and [u['ok'] for u in result['preflight']['upstreams']] == [True, True]
     assert 'relayhost' in result['preflight']['reasons'] and 'relay_sasl_passwd' in result['preflight']['reasons']
-    # No main.cf before: Postfix was not running, so nothing to reload.
-    assert not result['running'] and not result['reloaded'] and postfix['commands'] == []
+    # No main.cf before: Postfix was not running, so nothing to reload; the module starts it (no systemd here).
+    assert result['started'] and result['running'] and not result['reloaded'] and postfix['commands'] == ['start']
     main_cf = read(host, 'main.cf')
     assert 'relayhost = [localhost]:%d\n' % upstreams[0] in main_cf
     assert 'smtp_fallback_relay = [127.0.0.1]:%d\n' % upstreams[1] in main_cf
@@ -116,9 +116,9 @@ def test_first_run_writes_everything_second_run_nothing(relay, host, postfix, up
     before = snapshot(host)
     result, dummy = relay(root_forward='ops@example.com', sender_address='alerts@example.com')
     assert not result['changed'] and not result['preflight']['ran'] and not result['reloaded']
-    assert result['running'] and not result['restart_needed']
+    assert result['running'] and not result['restart_needed'] and not result['started'] and not result['restarted']
     assert snapshot(host) == before
-    assert postfix['commands'] == ['status']
+    assert postfix['commands'] == ['start', 'status']
 
 
 def test_a_new_password_is_probed_written_and_reloaded(relay, host, postfix, upstreams):
@@ -221,12 +221,65 @@ def test_absent_goes_local_only_and_removes_only_the_relays_files(relay, host, p
     assert not result['changed'] and snapshot(host) == before
 
 
-def test_a_listener_change_asks_for_a_restart(relay):
+def test_a_listener_change_restarts_postfix(relay, postfix):
     relay()
+    postfix['commands'][:] = []
     result, dummy = relay(inet_interfaces='all')
-    assert result['changed'] and result['restart_needed'] and result['reloaded']
+    assert result['changed'] and result['restart_needed'] and result['reloaded'] and result['restarted']
+    # Without systemd, Postfix's own commands: the reload of the other settings, then stop and start.
+    assert postfix['commands'] == ['status', 'status', 'reload', 'stop', 'start'] and postfix['running']
     result, dummy = relay(inet_interfaces='all', extra_parameters={'delay_warning_time': '4h'})
-    assert result['changed'] and not result['restart_needed']
+    assert result['changed'] and not result['restart_needed'] and not result['restarted']
+
+
+def test_with_systemd_the_unit_is_enabled_started_and_restarted(relay, postfix):
+    postfix.update(systemd=True, running=False, enabled=False)
+    result, dummy = relay()
+    assert (result['service_mgr'], result['started'], result['running'], result['enabled']) == ('systemd', True, True, True)
+    assert postfix['commands'] == ['systemctl is-enabled', 'systemctl enable', 'systemctl start']
+    postfix['commands'][:] = []
+    result, dummy = relay(inet_interfaces='all')
+    assert result['restarted'] and not result['started']
+    assert postfix['commands'] == ['status', 'status', 'reload', 'systemctl is-enabled', 'systemctl restart']
+    postfix['commands'][:] = []
+    result, dummy = relay(inet_interfaces='all')
+    assert not result['changed'] and postfix['commands'] == ['status', 'systemctl is-enabled']
+
+
+def test_check_mode_says_what_the_service_would_do_and_does_nothing(relay, postfix):
+    relay()
+    postfix.update(systemd=True, running=False, enabled=False)
+    postfix['commands'][:] = []
+    result, dummy = relay(check_mode=True)
+    assert result['changed'] and result['started'] and not result['running'] and not result['enabled']
+    assert postfix['commands'] == ['status', 'systemctl is-enabled']
+
+
+def test_service_false_leaves_starting_and_restarting_to_the_caller(relay, postfix):
+    relay()
+    postfix.update(systemd=True, running=True, enabled=False)
+    postfix['commands'][:] = []
+    result, dummy = relay(inet_interfaces='all', service=False)
+    assert result['restart_needed'] and not result['restarted'] and not result['started'] and not result['enabled']
+    assert 'systemctl enable' not in postfix['commands'] and 'systemctl restart' not in postfix['commands']
+
+
+def test_a_failing_start_names_the_command_and_where_to_look(relay, postfix, monkeypatch):
+    from ansible.module_utils.basic import AnsibleModule
+
+    postfix.update(systemd=True, running=False)
+    fake = AnsibleModule.run_command
+
+    def failing_start(self, args, **kwargs):
+        if args[1:] == ['start', 'postfix']:
+            return 1, '', 'Job for postfix.service failed because the control process exited with error code.\n'
+        return fake(self, args, **kwargs)
+
+    monkeypatch.setattr(AnsibleModule, 'run_command', failing_start)
+    result, dummy = relay()
+    assert result['failed'] and result['msg'] == (
+        'systemctl start postfix failed (exit status 1): Job for postfix.service failed because the control process '
+        'exited with error code.; the configuration is written, see journalctl -u postfix')
 
 
 def test_a_map_type_change_removes_the_old_maps(relay, host):
