@@ -57,6 +57,16 @@ def set_module_args():
         yield _set
 
 
+@pytest.fixture(autouse=True)
+def fresh_warnings(monkeypatch):
+    """Each test's module runs start without the warnings and deprecations of earlier tests (AnsibleModule keeps
+    them in module-level containers, a list or a dict depending on the ansible-core release, for the process)."""
+    from ansible.module_utils.common import warnings
+
+    for name in ('_global_warnings', '_global_deprecations'):
+        monkeypatch.setattr(warnings, name, type(getattr(warnings, name))())
+
+
 @pytest.fixture
 def config_dir(tmp_path):
     """A throwaway Postfix config dir: postmap and postconf need a main.cf (and a compatibility_level)."""
