@@ -25,7 +25,7 @@ import shutil
 import socket
 import time
 
-from ansible_collections.smarthost.postfix.plugins.module_utils._config import diff_entry, write_file
+from ansible_collections.smarthost.postfix.plugins.module_utils._config import diff_entry, masked, write_file
 from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import PostfixError, last_lines
 from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import (
     HOP_ADDRESS,
@@ -48,8 +48,6 @@ from ansible_collections.smarthost.postfix.plugins.module_utils._tables import r
 START_TIMEOUT = 20
 # Seconds the guard's probe waits for a refusal.
 GUARD_TIMEOUT = 5
-# What a diff shows of a secret file of the hop (its content never).
-SECRET_SHOWN = '(secret: %d lines, not shown)\n'
 
 
 class HopState(object):
@@ -144,8 +142,7 @@ class HopState(object):
             before = self.files_before[item.path]
             if before != item.content:
                 if item.secret:
-                    entries.append(diff_entry(item.path, None if before is None else SECRET_SHOWN % before.count('\n'),
-                                              SECRET_SHOWN % item.content.count('\n') + ('' if before is None else '(changed)\n')))
+                    entries.append(diff_entry(item.path, masked(before), masked(item.content, before is not None)))
                 else:
                     entries.append(diff_entry(item.path, before, item.content))
         entries.extend(dict(before_header=path, after_header=path, before='present\n', after='absent\n')
