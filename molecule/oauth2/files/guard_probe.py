@@ -31,6 +31,8 @@ def main(mode, port, extra=None):
             print('login failed: %s' % exc)
     elif mode == 'listen':
         server = socket.socket()
+        # As the hop does (its connections of before may linger in TIME_WAIT).
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         server.bind(('127.0.0.1', port))
         server.listen(5)
         server.settimeout(float(extra))
