@@ -23,7 +23,13 @@ import shutil
 import tempfile
 import time
 
-from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import SECRET_MASK, PostfixCommands, PostfixError
+from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import (
+    SECRET_MASK,
+    PostfixCommands,
+    PostfixError,
+    last_lines,
+    parse_main_cf,
+)
 from ansible_collections.smarthost.postfix.plugins.module_utils._tables import (
     apply_tables,
     check_config_directory,
@@ -169,6 +175,18 @@ class PlainFile(object):
         module.set_fs_attributes_if_different(module.load_file_common_arguments(dict(mode=self.mode), path=self.path), False)
 
 
+def master_running(queue_directory):
+    """Whether a Postfix master runs for queue_directory: its pid/master.pid names a live process called
+    master. What `postfix status` tells, without the shell script, its commands and the log line it writes."""
+    try:
+        with open(os.path.join(queue_directory, 'pid', 'master.pid')) as handle:
+            pid = int(handle.read().strip())
+        with open('/proc/%d/comm' % pid) as handle:
+            return handle.read().strip() == 'master'
+    except (OSError, ValueError):
+        return False
+
+
 class ConfigChange(object):
     """Tables, master.cf services and main.cf of one config directory, as one checked change."""
 
@@ -308,8 +326,16 @@ class ConfigChange(object):
             self.staging = None
 
     def running(self):
-        rc, dummy, dummy = self.module.run_command([self.postfix.binary('postfix'), '-c', self.directory, 'status'])
-        return rc == 0
+        """Whether Postfix runs with this config directory (its queue directory's master.pid)."""
+        queue_directory = parse_main_cf(self.main_before or '').get('queue_directory')
+        if queue_directory is None:
+            queue_directory = self.postfix.defaults('queue_directory')['queue_directory']
+        elif '$' in queue_directory:
+            rc, out, err = self.postfix.run(self.postfix._argv('postconf', '-x', '-h', 'queue_directory'))
+            if rc != 0:
+                raise PostfixError('postconf -x -h queue_directory failed: %s' % last_lines(err))
+            queue_directory = out.strip()
+        return master_running(queue_directory)
 
     def reload(self):
         """Reload a running Postfix; a stopped one stays stopped (starting it is the service manager's job)."""

@@ -260,6 +260,7 @@ class PostfixCommands(object):
         self.config_directory = config_directory
         self._binaries = {}
         self._supported_types = None
+        self._defaults = {}
 
     def run(self, argv, **kwargs):
         """The single seam around module.run_command; unit tests replace it."""
@@ -279,6 +280,18 @@ class PostfixCommands(object):
             argv.extend(['-c', self.config_directory])
         argv.extend(args)
         return argv
+
+    def defaults(self, *names):
+        """Postfix's built-in values of parameters ({name: value}), asked in one postconf -d call and kept
+        for the module run (they need no main.cf: a Postfix installed with "No configuration" has none)."""
+        asked = [name for name in names if name not in self._defaults]
+        if asked:
+            rc, out, err = self.run(self._argv('postconf', '-d', '-h', *asked))
+            values = out.split('\n')
+            if rc != 0 or len(values) < len(asked):
+                raise PostfixError('postconf -d -h %s failed: %s' % (' '.join(asked), _brief(err)))
+            self._defaults.update(zip(asked, (value.strip() for value in values)))
+        return dict((name, self._defaults[name]) for name in names)
 
     def default_database_type(self):
         rc, out, err = self.run(self._argv('postconf', '-h', 'default_database_type'))

@@ -1810,3 +1810,41 @@ class Relay(object):
 def _from_action(address, keep_reply_to):
     """The header_checks action for a From header that is to become address."""
     return 'REPLACE Reply-To:$1' if keep_reply_to else 'REPLACE From: %s' % address
+
+
+# ---- the relay_config module's options -------------------------------------------------------------------
+
+# The options whose default is the host's OS entry of os_variables (then the model's default).
+OS_OPTIONS = ('tls_ca_file', 'map_type', 'session_cache_type')
+OS_VARIABLES = OS_OPTIONS + ('packages', 'map_type_packages', 'hop_packages')
+# How the module runs, beside the relay's input.
+RUN_OPTIONS = dict(
+    preflight=dict(type='bool', default=True),
+    service=dict(type='bool', default=True),
+)
+# How the module reaches the host and its caller: set by the relay role itself. Each other option is also a
+# variable of the role, named by variables_prefix and the option (relay_upstreams), which the action takes.
+HOST_OPTIONS = dict(
+    os_variables=dict(type='dict', default={}),
+    packages=dict(type='list', elements='str', default=[]),
+    map_type_packages=dict(type='dict', default={}),
+    config_directory=dict(type='path', default=CONFIG_DIRECTORY),
+    aliases_file=dict(type='path', default=ALIASES_PATH),
+    oauth2_wheels=dict(type='path'),
+    oauth2_wheels_from=dict(type='path'),
+    variables_prefix=dict(type='str'),
+    field_prefix=dict(type='str', default=''),
+)
+
+
+def module_argument_spec():
+    """The relay_config module's argument spec: the relay's input, how it runs, how it reaches the host."""
+    spec = dict(OPTIONS, **RUN_OPTIONS)
+    spec.update((name, dict(OPTIONS[name], default=None)) for name in OS_OPTIONS)
+    spec.update(HOST_OPTIONS)
+    return spec
+
+
+def variable_options():
+    """The options that the action takes from the play's variables (variables_prefix + name)."""
+    return [name for name in module_argument_spec() if name not in HOST_OPTIONS]

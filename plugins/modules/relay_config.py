@@ -37,6 +37,7 @@ author:
   - smarthost.postfix contributors (!UNKNOWN)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
   - smarthost.postfix.writes_config
 options:
   state:
@@ -348,8 +349,9 @@ options:
     description:
       - What differs between operating systems, by Ansible's C(os_family) (V(Debian), V(RedHat)) and by
         C(os_family-major version) (V(RedHat-10)), each a dictionary with any of C(packages), C(hop_packages) (for the OAuth2 hop), C(map_type_packages),
-        C(tls_ca_file), C(map_type) and C(session_cache_type). The module looks up the host's OS itself and merges
-        the entry of its version over the entry of its family; an option given explicitly wins.
+        C(tls_ca_file), C(map_type) and C(session_cache_type). The module looks up the host's OS itself in
+        C(/etc/os-release) (an ID or ID_LIKE of V(debian) is the Debian family, V(rhel) or V(fedora) the RedHat family)
+        and merges the entry of its version over the entry of its family; an option given explicitly wins.
       - An OS that has no entry fails the module, before anything changes.
       - The relay role passes its C(vars/main.yml).
     type: dict
@@ -381,6 +383,30 @@ options:
         which the hop's venv is installed offline. Needed with an OAuth2 upstream while the hop is not installed from the
         same requirements. The relay role copies it there from the controller.
     type: path
+  oauth2_wheels_from:
+    description:
+      - Directory on the controller with the OAuth2 hop's wheels; the action copies its content and the pinned
+        C(oauth2-hop-requirements.txt) (found in the role's or the playbook's C(files)) to O(oauth2_wheels) on the host
+        before the module runs. Null or empty copies nothing.
+    type: path
+  variables_prefix:
+    description:
+      - Take every option the task does not give from the play's variable named by this prefix and the option
+        (V(relay_) and O(upstreams) read C(relay_upstreams)), where the variable is defined and neither null nor empty;
+        all but O(os_variables), O(packages), O(map_type_packages), O(config_directory), O(aliases_file),
+        O(oauth2_wheels), O(oauth2_wheels_from) and O(field_prefix). The relay role sets V(relay_).
+      - Also the default of O(field_prefix).
+    type: str
+  service:
+    description:
+      - Start Postfix at boot and now when it is not, and restart it when a listener changed (C(inet_interfaces) or
+        C(inet_protocols), for which a reload does not open new listeners); a running Postfix whose other settings
+        changed is reloaded either way.
+      - Through systemd (the C(postfix) unit) where the host runs it; elsewhere with Postfix's own C(postfix start) and
+        C(postfix stop), which cannot start it at boot (RV(enabled=false)).
+      - V(false) leaves starting, enabling and restarting to the caller (RV(restart_needed) says when a restart is due).
+    type: bool
+    default: true
   field_prefix:
     description: Put before every field name in error messages; the relay role sets V(relay_) so that they name its variables.
     type: str
@@ -388,8 +414,8 @@ options:
 notes:
   - Ansible logs module arguments to the target's syslog before the module runs; set C(no_target_syslog)
     (E(ANSIBLE_NO_TARGET_SYSLOG)) to keep the passwords out of it, as the relay role does.
-  - A change of C(inet_interfaces) or C(inet_protocols) needs a restart through the service manager; the
-    module reloads Postfix and returns RV(restart_needed=true).
+  - A change of C(inet_interfaces) or C(inet_protocols) needs a restart; the module restarts Postfix itself
+    (O(service=true)) or returns RV(restart_needed=true) for the caller to do it.
 seealso:
   - module: smarthost.postfix.postfix_config
   - module: smarthost.postfix.smtp_probe
@@ -405,6 +431,14 @@ attributes:
   diff_mode:
     support: full
     details: One diff per changed file; the SASL map's values are masked.
+  action:
+    support: full
+    details: The controller takes the options from the play's variables (O(variables_prefix)) and copies the OAuth2 hop's
+      wheels (O(oauth2_wheels_from)).
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
 requirements:
   - Postfix on the target (installed by the module through O(packages)); C(apt-get) and C(dpkg-query), or C(dnf) and C(rpm).
 """
@@ -425,6 +459,18 @@ EXAMPLES = r"""
     os_variables:
       Debian: {packages: [postfix, libsasl2-modules]}
       RedHat: {packages: [postfix, cyrus-sasl-plain], tls_ca_file: /etc/pki/tls/certs/ca-bundle.crt}
+  vars:
+    ansible_no_target_syslog: true
+  register: relay
+
+- name: Configure the relay, leaving its restart for a new listener to a maintenance window
+  smarthost.postfix.relay_config:
+    upstreams:
+      - host: smtp-a.example.net
+        username: relay-a
+        password: "{{ vault_relay_a_password }}"
+    inet_interfaces: all
+    service: false
   vars:
     ansible_no_target_syslog: true
   register: relay
@@ -526,22 +572,34 @@ reloaded:
   type: bool
   sample: true
 restart_needed:
-  description: Whether a listener change (C(inet_interfaces), C(inet_protocols)) waits for a restart of Postfix.
+  description: Whether a listener change (C(inet_interfaces), C(inet_protocols)) needed a restart of a running Postfix
+    (done when O(service=true), see RV(restarted)).
+  returned: always
+  type: bool
+  sample: false
+started:
+  description: Whether the module started Postfix (it was not running); in check mode, whether it would.
+  returned: always
+  type: bool
+  sample: false
+restarted:
+  description: Whether the module restarted Postfix for a listener change; in check mode, whether it would.
   returned: always
   type: bool
   sample: false
 running:
-  description: Whether Postfix was running when the module looked (before any reload).
+  description: Whether Postfix runs when the module ends (in check mode, when it looked).
   returned: always
   type: bool
   sample: true
 enabled:
-  description: Whether the postfix service is enabled at boot (systemd); false where that cannot be told.
+  description: Whether the postfix service starts at boot (systemd); false where that cannot be told.
   returned: always
   type: bool
   sample: true
 service_mgr:
-  description: V(systemd) when the host runs systemd, else V(auto); for the service module's C(use).
+  description: How the module starts and restarts Postfix, V(systemd) where the host runs it, else V(postfix) (its own
+    start and stop commands).
   returned: always
   type: str
   sample: systemd
@@ -553,6 +611,7 @@ import shutil
 import socket
 import tempfile
 
+from ansible.module_utils import distro
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.smarthost.postfix.plugins.module_utils._config import (
@@ -565,7 +624,6 @@ from ansible_collections.smarthost.postfix.plugins.module_utils._config import (
 from ansible_collections.smarthost.postfix.plugins.module_utils._hop import HopState
 from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import (
     MAP_SUFFIXES,
-    PostfixCommands,
     PostfixError,
     last_lines,
     parse_main_cf,
@@ -577,10 +635,13 @@ from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model imp
     OAUTH2_MECHANISM,
     MASTER_CF_MARKER,
     OPTIONS,
+    OS_OPTIONS,
+    OS_VARIABLES,
     VERIFYING_TLS,
     Host,
     InputError,
     load,
+    module_argument_spec,
 )
 from ansible_collections.smarthost.postfix.plugins.module_utils._tables import private_umask, read_source
 
@@ -591,26 +652,6 @@ PACKAGE_MANAGERS = (
 )
 APT_OPTIONS = ['-q', '-y', '-o', 'DPkg::Lock::Timeout=120', '-o', 'Dpkg::Options::=--force-confdef',
                '-o', 'Dpkg::Options::=--force-confold']
-
-
-# The options whose default is the host's OS entry of os_variables (then the model's default).
-OS_OPTIONS = ('tls_ca_file', 'map_type', 'session_cache_type')
-OS_VARIABLES = OS_OPTIONS + ('packages', 'map_type_packages', 'hop_packages')
-
-
-def argument_spec():
-    spec = dict(OPTIONS, **dict((name, dict(OPTIONS[name], default=None)) for name in OS_OPTIONS))
-    return dict(
-        spec,
-        os_variables=dict(type='dict', default={}),
-        preflight=dict(type='bool', default=True),
-        packages=dict(type='list', elements='str', default=[]),
-        map_type_packages=dict(type='dict', default={}),
-        config_directory=dict(type='path', default='/etc/postfix'),
-        aliases_file=dict(type='path', default='/etc/aliases'),
-        oauth2_wheels=dict(type='path'),
-        field_prefix=dict(type='str', default=''),
-    )
 
 
 class Packages(object):
@@ -693,18 +734,32 @@ class ClientCertificates(object):
             self.private = None
 
 
-def os_entry(module, table):
+# Ansible's os_family names of the families the relay supports, by the os-release ID (or one of the
+# ID_LIKE names) that leads to them: Ubuntu is "like debian", Rocky and AlmaLinux "like rhel",
+# RHEL, Oracle Linux and Amazon Linux "like fedora".
+OS_RELEASE_FAMILIES = {'debian': 'Debian', 'rhel': 'RedHat', 'fedora': 'RedHat'}
+
+
+def host_release(root_dir=None):
+    """The host's /etc/os-release (or its distribution's release file), read by the distro library that
+    ships with Ansible's module utilities; no lsb_release or uname commands."""
+    if root_dir:
+        return distro.LinuxDistribution(root_dir=root_dir)
+    return distro.LinuxDistribution(include_lsb=False, include_uname=False, include_oslevel=False)
+
+
+def os_entry(module, table, release=None):
     """The host's entry of os_variables: its family's, with its version's merged over it."""
     if not table:
         return {}
-    # What setup's distribution subset reports, computed here instead of in a module run of its own.
-    from ansible.module_utils.facts.system.distribution import DistributionFactCollector
-
-    facts = DistributionFactCollector().collect(module=module)
-    family, major = facts.get('os_family', ''), facts.get('distribution_major_version', '')
+    release = release or host_release()
+    names = [release.id()] + release.like().split()
+    family = next((OS_RELEASE_FAMILIES[name] for name in names if name in OS_RELEASE_FAMILIES), None)
+    major = release.major_version()
     if family not in table:
-        raise PostfixError('%sos_variables has no entry for this OS (%s %s, os_family %s); entries: %s'
-                           % (module.params['field_prefix'], facts.get('distribution'), major, family, ', '.join(sorted(table))))
+        raise PostfixError('%sos_variables has no entry for this OS (%s %s, os-release ID %s%s); entries: %s'
+                           % (module.params['field_prefix'], release.name(), major, names[0] or 'unknown',
+                              ', ID_LIKE %s' % ' '.join(names[1:]) if names[1:] else '', ', '.join(sorted(table))))
     entry = {}
     for key in (family, '%s-%s' % (family, major)):
         for name, value in (table.get(key) or {}).items():
@@ -712,6 +767,11 @@ def os_entry(module, table):
                 raise PostfixError('os_variables.%s.%s: not one of %s' % (key, name, ', '.join(OS_VARIABLES)))
             entry[name] = value
     return entry
+
+
+def systemd_runs():
+    """Whether the host was booted with systemd (what sd_booted() checks)."""
+    return os.path.isdir('/run/systemd/system')
 
 
 class RelayRun(object):
@@ -730,8 +790,8 @@ class RelayRun(object):
         self.result = dict(changed=False, installed=[], main_cf_changed=False, master_cf_changed=False,
                            enabled_services=[], tables=[], files=[], aliases_changed=False, removed=[],
                            preflight=dict(ran=False, reasons=[], upstreams=[]), reloaded=False, restart_needed=False,
-                           running=False, enabled=False,
-                           service_mgr='systemd' if os.path.isdir('/run/systemd/system') else 'auto')
+                           started=False, restarted=False, running=False, enabled=False,
+                           service_mgr='systemd' if systemd_runs() else 'postfix')
 
     def name(self, field):
         return self.module.params['field_prefix'] + field
@@ -744,9 +804,11 @@ class RelayRun(object):
             result['msg'] = ('%s not installed yet: check mode cannot preview the relay configuration'
                              % ', '.join(result['installed']))
             return result
-        postfix = PostfixCommands(module)
-        wanted = relay.wanted(Host(self.mail_version(postfix), socket.getfqdn()))
         change = ConfigChange(module, self.directory)
+        postfix = change.postfix
+        # Asked together: the queue directory tells whether Postfix runs (change.running()).
+        defaults = postfix.defaults('mail_version', 'queue_directory')
+        wanted = relay.wanted(Host(defaults['mail_version'], socket.getfqdn()))
         certificates = ClientCertificates(self.directory)
         try:
             certificates.load(wanted.routes, self.name)
@@ -807,6 +869,8 @@ class RelayRun(object):
                                     removed=hop.removed, listeners=wanted.hop.nexthops if wanted.hop else [])
         result['changed'] = result['changed'] or hop.changed
         result['enabled'] = self.enabled()
+        if module.params['service']:
+            self.service(postfix)
         return result
 
     def install(self):
@@ -823,19 +887,11 @@ class RelayRun(object):
             packages.install(missing)
         self.result['installed'] = missing
 
-    def mail_version(self, postfix):
-        # -d needs no main.cf (a Postfix installed with "No configuration" has none).
-        rc, out, err = postfix.run([postfix.binary('postconf'), '-d', '-h', 'mail_version'])
-        if rc != 0:
-            raise PostfixError('postconf -d -h mail_version failed: %s' % last_lines(err))
-        return out.strip()
-
     def effective(self, postfix, name, parameters):
         """A parameter's value in a main.cf (parameters): as written there, else Postfix's default."""
         if name in parameters:
             return parameters[name]
-        rc, out, dummy = postfix.run([postfix.binary('postconf'), '-d', '-h', name])
-        return out.strip() if rc == 0 else ''
+        return postfix.defaults(name)[name]
 
     def check_ca_file(self):
         relay = self.relay
@@ -933,11 +989,38 @@ class RelayRun(object):
     def enabled(self):
         if self.result['service_mgr'] != 'systemd':
             return False
-        systemctl = self.module.get_bin_path('systemctl')
-        if not systemctl:
-            return False
-        dummy, out, dummy = self.module.run_command([systemctl, 'is-enabled', 'postfix'])
+        dummy, out, dummy = self.module.run_command([self.module.get_bin_path('systemctl', required=True), 'is-enabled', 'postfix'])
         return out.strip() == 'enabled'
+
+    def service(self, postfix):
+        """Start Postfix at boot and now, or restart it for a new listener (see the service option)."""
+        result = self.result
+        start = not result['running']
+        # A stopped Postfix opens the new listeners when it starts.
+        restart = result['restart_needed'] and not start
+        enable = result['service_mgr'] == 'systemd' and not result['enabled']
+        result.update(started=start, restarted=restart)
+        if not (start or restart or enable):
+            return
+        result['changed'] = True
+        if self.module.check_mode:
+            return
+        if result['service_mgr'] == 'systemd':
+            systemctl = self.module.get_bin_path('systemctl', required=True)
+            commands = [[systemctl, 'enable', 'postfix']] if enable else []
+            commands += [[systemctl, 'restart' if restart else 'start', 'postfix']] if start or restart else []
+            hint = 'journalctl -u postfix'
+        else:
+            # Postfix's own commands: a restart is a stop and a start.
+            commands = [[postfix.binary('postfix'), '-c', self.directory, step] for step in ['stop'] * restart + ['start']]
+            hint = "Postfix's log"
+        for argv in commands:
+            rc, out, err = self.module.run_command(argv, environ_update={'LC_ALL': 'C'})
+            if rc != 0:
+                raise PostfixError('%s failed (exit status %d): %s; the configuration is written, see %s'
+                                   % (' '.join([os.path.basename(argv[0])] + argv[1:]), rc, last_lines(err or out), hint))
+        result['running'] = True
+        result['enabled'] = result['enabled'] or enable
 
 
 def apply_relay(module):
@@ -987,7 +1070,7 @@ def secrets(params):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=module_argument_spec(), supports_check_mode=True)
     # no_log on the options masks them already; the SASL maps and key files hold them too.
     module.no_log_values.update(secrets(module.params))
     run_module(module, apply_relay, module.params['config_directory'])

@@ -57,6 +57,16 @@ def set_module_args():
         yield _set
 
 
+@pytest.fixture(autouse=True)
+def fresh_warnings(monkeypatch):
+    """Each test's module runs start without the warnings and deprecations of earlier tests (AnsibleModule keeps
+    them in module-level containers, a list or a dict depending on the ansible-core release, for the process)."""
+    from ansible.module_utils.common import warnings
+
+    for name in ('_global_warnings', '_global_deprecations'):
+        monkeypatch.setattr(warnings, name, type(getattr(warnings, name))())
+
+
 @pytest.fixture
 def config_dir(tmp_path):
     """A throwaway Postfix config dir: postmap and postconf need a main.cf (and a compatibility_level)."""
@@ -84,22 +94,42 @@ def calls(monkeypatch):
 
 @pytest.fixture
 def postfix(monkeypatch):
-    """Every `postfix` command a module runs (status, reload); Postfix answers 'running' unless told otherwise.
+    """The running Postfix and its service, replaced: every look at it and command to it a module makes
+    ('status': is its master running; 'reload', 'start', 'stop'; 'systemctl ACTION' for the postfix unit).
+    Postfix runs and is enabled unless told otherwise; the host runs systemd when 'systemd' is set.
 
     Only the running Postfix is replaced: postconf, postmap and postalias run for real.
     """
     from ansible.module_utils.basic import AnsibleModule
+    from ansible_collections.smarthost.postfix.plugins.module_utils import _config
+    from ansible_collections.smarthost.postfix.plugins.modules import relay_config
 
-    state = {'running': True, 'commands': []}
+    state = {'running': True, 'enabled': True, 'systemd': False, 'commands': [], 'queue_directories': []}
     real_run_command = AnsibleModule.run_command
 
     def run_command(self, args, **kwargs):
-        if isinstance(args, list) and os.path.basename(args[0]) == 'postfix':
+        name = os.path.basename(args[0]) if isinstance(args, list) else None
+        if name == 'postfix':
             state['commands'].append(args[-1])
-            return (0 if state['running'] or args[-1] != 'status' else 1), '', ''
+            state['running'] = args[-1] != 'stop' and (state['running'] or args[-1] == 'start')
+            return 0, '', ''
+        if name == 'systemctl' and args[-1] == 'postfix':
+            state['commands'].append('systemctl ' + args[1])
+            if args[1] == 'is-enabled':
+                return (0, 'enabled\n', '') if state['enabled'] else (1, 'disabled\n', '')
+            state['enabled'] = state['enabled'] or args[1] == 'enable'
+            state['running'] = state['running'] or args[1] in ('start', 'restart')
+            return 0, '', ''
         return real_run_command(self, args, **kwargs)
 
+    def master_running(queue_directory):
+        state['commands'].append('status')
+        state['queue_directories'].append(queue_directory)
+        return state['running']
+
     monkeypatch.setattr(AnsibleModule, 'run_command', run_command)
+    monkeypatch.setattr(_config, 'master_running', master_running)
+    monkeypatch.setattr(relay_config, 'systemd_runs', lambda: state['systemd'])
     return state
 
 

@@ -4,8 +4,8 @@
 
 """The relay role's argument spec documents the relay model's input: same names, types, choices, defaults.
 
-The role passes every relay_* variable to the relay_config module unchanged (or omits it), so the model's
-OPTIONS are the defaults; meta/argument_specs.yml, which users read, must say the same.
+The relay_config action passes every relay_* variable the play defines to the module (variables_prefix), so the
+model's OPTIONS are the defaults; meta/argument_specs.yml, which users read, must say the same.
 """
 
 from __future__ import annotations
@@ -14,19 +14,17 @@ import os
 
 import yaml
 
-from ansible_collections.smarthost.postfix.plugins.modules import relay_config
+from ansible_collections.smarthost.postfix.plugins.module_utils import _relay_model as model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SPEC = os.path.join(ROOT, 'roles', 'relay', 'meta', 'argument_specs.yml')
 TASKS = os.path.join(ROOT, 'roles', 'relay', 'tasks', 'main.yml')
-# Module options the role sets from its OS variables or itself, not from a relay_* variable of the same name.
-FROM_THE_ROLE = {'os_variables', 'session_cache_type', 'packages', 'map_type_packages', 'config_directory', 'aliases_file',
-                 'field_prefix', 'oauth2_wheels'}
+DEFAULTS = os.path.join(ROOT, 'roles', 'relay', 'defaults', 'main.yml')
 # Defaults that depend on the OS (vars/main.yml): the argument spec names them in the description only.
-OS_DEFAULTS = {'tls_ca_file', 'map_type'}
+OS_DEFAULTS = set(model.OS_OPTIONS)
 # Kept for inventories that set it; no module option.
 ROLE_ONLY = {'relay_no_log'}
-# Read by the role's tasks (the controller's directory of the OAuth2 hop's wheels); the module gets the host's.
+# Read by the role's task (the controller's directory of the OAuth2 hop's wheels); the module gets the host's.
 ROLE_ONLY.add('relay_oauth2_wheels')
 
 
@@ -46,7 +44,8 @@ def comparable(spec, os_default=False):
 
 
 def test_every_module_option_is_a_documented_role_variable():
-    module = dict((name, spec) for name, spec in relay_config.argument_spec().items() if name not in FROM_THE_ROLE)
+    spec = model.module_argument_spec()
+    module = dict((name, spec[name]) for name in model.variable_options())
     role = role_options()
     assert sorted('relay_' + name for name in module) == sorted(set(role) - ROLE_ONLY)
     for name, spec in module.items():
@@ -56,10 +55,18 @@ def test_every_module_option_is_a_documented_role_variable():
         assert comparable(documented, name in OS_DEFAULTS) == comparable(spec, name in OS_DEFAULTS), name
 
 
-def test_the_role_passes_every_option_to_the_module():
+def test_the_role_task_names_only_what_no_variable_gives():
     with open(TASKS) as handle:
         tasks = yaml.safe_load(handle)
     args = [task['smarthost.postfix.relay_config'] for task in tasks if 'smarthost.postfix.relay_config' in task][0]
-    # Postfix's own paths are the module's defaults; the OS-dependent ones come from os_variables.
-    assert sorted(args) == sorted(set(relay_config.argument_spec()) - {'config_directory', 'aliases_file', 'packages',
-                                                                       'map_type_packages', 'session_cache_type'})
+    assert args['variables_prefix'] == 'relay_'
+    # Postfix's own paths and the OS's packages are the module's defaults or come from os_variables.
+    assert sorted(args) == ['oauth2_wheels', 'oauth2_wheels_from', 'os_variables', 'variables_prefix']
+    assert set(args) <= set(model.HOST_OPTIONS)
+
+
+def test_the_role_defaults_are_the_argument_specs_defaults():
+    with open(DEFAULTS) as handle:
+        defaults = yaml.safe_load(handle)
+    assert set(defaults) <= ROLE_ONLY
+    assert dict((name, role_options()[name].get('default')) for name in defaults) == defaults

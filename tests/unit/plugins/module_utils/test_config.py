@@ -2,11 +2,19 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The managed block of a file (master.cf's routes, the aliases' root entry): replaced whole, nothing else touched."""
+"""The managed block of a file (master.cf's routes, the aliases' root entry): replaced whole, nothing else touched.
+Whether Postfix runs: the queue directory's master.pid names a live master process."""
 
 from __future__ import annotations
 
-from ansible_collections.smarthost.postfix.plugins.module_utils._config import read_block, replace_block
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.smarthost.postfix.plugins.module_utils import _config
+from ansible_collections.smarthost.postfix.plugins.module_utils._config import master_running, read_block, replace_block
 
 MARKER = 'routes managed by a test'
 MASTER = 'smtp      inet  n       -       y       -       -       smtpd\n#tlsproxy  unix  -       -       y       -       0       tlsproxy\n'
@@ -44,3 +52,81 @@ def test_a_begin_line_without_its_end_takes_nothing_away():
     text = 'a\n# BEGIN %s\nb\nc\n' % MARKER
     assert replace_block(text, MARKER, '') == text
     assert replace_block(text, MARKER, 'new\n') == text + '# BEGIN %s\nnew\n# END %s\n' % (MARKER, MARKER)
+
+
+# ---- is Postfix running: master.pid in the queue directory -------------------------------------------
+
+@pytest.fixture
+def process_named():
+    """Start a process whose name (/proc/PID/comm) is the given one; all are stopped afterwards."""
+    started = []
+
+    def start(name):
+        proc = subprocess.Popen([sys.executable, '-c', 'import sys, time\nopen("/proc/self/comm", "w").write(sys.argv[1])\n'
+                                 'print("ready", flush=True)\ntime.sleep(60)', name], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == 'ready'
+        started.append(proc)
+        return proc.pid
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
+def write_pid(queue_directory, text):
+    os.makedirs(os.path.join(queue_directory, 'pid'), exist_ok=True)
+    with open(os.path.join(queue_directory, 'pid', 'master.pid'), 'w') as handle:
+        handle.write(text)
+
+
+def test_a_pid_file_naming_a_live_master_means_running(tmp_path, process_named):
+    queue = str(tmp_path)
+    # Postfix writes the pid right-aligned in a padded field.
+    write_pid(queue, '%11d\n' % process_named('master'))
+    assert master_running(queue)
+
+
+@pytest.mark.parametrize('case', ['no pid file', 'another program', 'dead process', 'garbage'])
+def test_anything_else_means_not_running(tmp_path, process_named, case):
+    queue = str(tmp_path)
+    if case == 'another program':
+        write_pid(queue, '%d\n' % process_named('qmgr-lookalike'))
+    elif case == 'dead process':
+        proc = subprocess.Popen([sys.executable, '-c', 'pass'])
+        proc.wait()
+        write_pid(queue, '%d\n' % proc.pid)
+    elif case == 'garbage':
+        write_pid(queue, 'master\n')
+    assert not master_running(queue)
+
+
+class Commands(object):
+    """What running() uses of PostfixCommands, answering as a Postfix with the given default."""
+
+    def __init__(self, default, expanded=None):
+        self.default, self.expanded, self.asked = default, expanded, []
+
+    def defaults(self, *names):
+        self.asked.append(('-d',) + names)
+        return {'queue_directory': self.default}
+
+    def _argv(self, *args):
+        return list(args)
+
+    def run(self, argv):
+        self.asked.append(tuple(argv))
+        return 0, self.expanded + '\n', ''
+
+
+@pytest.mark.parametrize('main_cf, expanded, looked_in, asked', [
+    ('', None, '/var/spool/postfix', [('-d', 'queue_directory')]),
+    ('queue_directory = /srv/queue\n', None, '/srv/queue', []),
+    ('queue_directory = ${spool}/postfix-b\n', '/var/spool/postfix-b', '/var/spool/postfix-b',
+     [('postconf', '-x', '-h', 'queue_directory')]),
+])
+def test_running_looks_in_the_queue_directory_of_the_live_main_cf(monkeypatch, main_cf, expanded, looked_in, asked):
+    change = _config.ConfigChange.__new__(_config.ConfigChange)
+    change.main_before, change.postfix = main_cf, Commands('/var/spool/postfix', expanded)
+    looked = []
+    monkeypatch.setattr(_config, 'master_running', lambda queue: looked.append(queue) or True)
+    assert change.running() and looked == [looked_in] and change.postfix.asked == asked

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import re
 import subprocess
 
 import pytest
@@ -182,6 +183,17 @@ def test_default_type_and_supported_types_come_from_postconf(module, config_dir)
     commands = pf.PostfixCommands(module, config_dir)
     assert commands.default_database_type() in pf.MAP_SUFFIXES
     assert 'hash' in commands.supported_types()
+
+
+@needs_postfix
+def test_defaults_are_asked_in_one_postconf_call_and_kept(module, config_dir, calls):
+    commands = pf.PostfixCommands(module, config_dir)
+    first = commands.defaults('mail_version', 'queue_directory')
+    assert re.match(r'\A\d+\.\d+', first['mail_version']) and first['queue_directory'].startswith('/')
+    assert commands.defaults('queue_directory') == {'queue_directory': first['queue_directory']}
+    wanted = {'inet_interfaces': 'all', 'mail_version': first['mail_version']}
+    assert commands.defaults('inet_interfaces', 'mail_version') == wanted
+    assert [argv[-3:] for argv in calls] == [['-h', 'mail_version', 'queue_directory'], ['-d', '-h', 'inet_interfaces']]
 
 
 @needs_postfix

@@ -96,8 +96,8 @@ def test_first_run_writes_everything_second_run_nothing(relay, host, postfix, up
     assert result['changed'] and result['main_cf_changed'] and result['enabled_services'] == ['tlsproxy/unix']
     assert result['preflight']['ran'] and [u['ok'] for u in result['preflight']['upstreams']] == [True, True]
     assert 'relayhost' in result['preflight']['reasons'] and 'relay_sasl_passwd' in result['preflight']['reasons']
-    # No main.cf before: Postfix was not running, so nothing to reload.
-    assert not result['running'] and not result['reloaded'] and postfix['commands'] == []
+    # No main.cf before: Postfix was not running, so nothing to reload; the module starts it (no systemd here).
+    assert result['started'] and result['running'] and not result['reloaded'] and postfix['commands'] == ['start']
     main_cf = read(host, 'main.cf')
     assert 'relayhost = [localhost]:%d\n' % upstreams[0] in main_cf
     assert 'smtp_fallback_relay = [127.0.0.1]:%d\n' % upstreams[1] in main_cf
@@ -117,9 +117,9 @@ def test_first_run_writes_everything_second_run_nothing(relay, host, postfix, up
     before = snapshot(host)
     result, dummy = relay(root_forward='ops@example.com', sender_address='alerts@example.com')
     assert not result['changed'] and not result['preflight']['ran'] and not result['reloaded']
-    assert result['running'] and not result['restart_needed']
+    assert result['running'] and not result['restart_needed'] and not result['started'] and not result['restarted']
     assert snapshot(host) == before
-    assert postfix['commands'] == ['status']
+    assert postfix['commands'] == ['start', 'status']
 
 
 def test_a_new_password_is_probed_written_and_reloaded(relay, host, postfix, upstreams):
@@ -222,12 +222,65 @@ def test_absent_goes_local_only_and_removes_only_the_relays_files(relay, host, p
     assert not result['changed'] and snapshot(host) == before
 
 
-def test_a_listener_change_asks_for_a_restart(relay):
+def test_a_listener_change_restarts_postfix(relay, postfix):
     relay()
+    postfix['commands'][:] = []
     result, dummy = relay(inet_interfaces='all')
-    assert result['changed'] and result['restart_needed'] and result['reloaded']
+    assert result['changed'] and result['restart_needed'] and result['reloaded'] and result['restarted']
+    # Without systemd, Postfix's own commands: the reload of the other settings, then stop and start.
+    assert postfix['commands'] == ['status', 'status', 'reload', 'stop', 'start'] and postfix['running']
     result, dummy = relay(inet_interfaces='all', extra_parameters={'delay_warning_time': '4h'})
-    assert result['changed'] and not result['restart_needed']
+    assert result['changed'] and not result['restart_needed'] and not result['restarted']
+
+
+def test_with_systemd_the_unit_is_enabled_started_and_restarted(relay, postfix):
+    postfix.update(systemd=True, running=False, enabled=False)
+    result, dummy = relay()
+    assert (result['service_mgr'], result['started'], result['running'], result['enabled']) == ('systemd', True, True, True)
+    assert postfix['commands'] == ['systemctl is-enabled', 'systemctl enable', 'systemctl start']
+    postfix['commands'][:] = []
+    result, dummy = relay(inet_interfaces='all')
+    assert result['restarted'] and not result['started']
+    assert postfix['commands'] == ['status', 'status', 'reload', 'systemctl is-enabled', 'systemctl restart']
+    postfix['commands'][:] = []
+    result, dummy = relay(inet_interfaces='all')
+    assert not result['changed'] and postfix['commands'] == ['status', 'systemctl is-enabled']
+
+
+def test_check_mode_says_what_the_service_would_do_and_does_nothing(relay, postfix):
+    relay()
+    postfix.update(systemd=True, running=False, enabled=False)
+    postfix['commands'][:] = []
+    result, dummy = relay(check_mode=True)
+    assert result['changed'] and result['started'] and not result['running'] and not result['enabled']
+    assert postfix['commands'] == ['status', 'systemctl is-enabled']
+
+
+def test_service_false_leaves_starting_and_restarting_to_the_caller(relay, postfix):
+    relay()
+    postfix.update(systemd=True, running=True, enabled=False)
+    postfix['commands'][:] = []
+    result, dummy = relay(inet_interfaces='all', service=False)
+    assert result['restart_needed'] and not result['restarted'] and not result['started'] and not result['enabled']
+    assert 'systemctl enable' not in postfix['commands'] and 'systemctl restart' not in postfix['commands']
+
+
+def test_a_failing_start_names_the_command_and_where_to_look(relay, postfix, monkeypatch):
+    from ansible.module_utils.basic import AnsibleModule
+
+    postfix.update(systemd=True, running=False)
+    fake = AnsibleModule.run_command
+
+    def failing_start(self, args, **kwargs):
+        if args[1:] == ['start', 'postfix']:
+            return 1, '', 'Job for postfix.service failed because the control process exited with error code.\n'
+        return fake(self, args, **kwargs)
+
+    monkeypatch.setattr(AnsibleModule, 'run_command', failing_start)
+    result, dummy = relay()
+    assert result['failed'] and result['msg'] == (
+        'systemctl start postfix failed (exit status 1): Job for postfix.service failed because the control process '
+        'exited with error code.; the configuration is written, see journalctl -u postfix')
 
 
 def test_a_map_type_change_removes_the_old_maps(relay, host):
@@ -298,11 +351,15 @@ def test_bad_input_fails_before_the_installation(relay, packages):
 # ---- what differs between operating systems: the role's vars/main.yml, on each OS family --------------
 
 ROLE_VARS = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'roles', 'relay', 'vars', 'main.yml')
-OS_FACTS = {
-    'debian12': dict(distribution='Debian', os_family='Debian', distribution_major_version='12'),
-    'el9': dict(distribution='RedHat', os_family='RedHat', distribution_major_version='9'),
-    'el10': dict(distribution='AlmaLinux', os_family='RedHat', distribution_major_version='10'),
-    'suse': dict(distribution='SLES', os_family='Suse', distribution_major_version='15'),
+# The /etc/os-release of each OS (the fields the lookup reads, as those releases ship them).
+OS_RELEASES = {
+    'debian12': 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n',
+    'ubuntu24': 'NAME="Ubuntu"\nVERSION_ID="24.04"\nID=ubuntu\nID_LIKE=debian\n',
+    'el9': 'NAME="Red Hat Enterprise Linux"\nVERSION_ID="9.4"\nID="rhel"\nID_LIKE="fedora"\n',
+    'rocky9': 'NAME="Rocky Linux"\nVERSION_ID="9.5"\nID="rocky"\nID_LIKE="rhel centos fedora"\n',
+    'oracle9': 'NAME="Oracle Linux Server"\nVERSION_ID="9.4"\nID="ol"\nID_LIKE="fedora"\n',
+    'el10': 'NAME="AlmaLinux"\nVERSION_ID="10.0"\nID="almalinux"\nID_LIKE="rhel centos fedora"\n',
+    'suse': 'NAME="SLES"\nVERSION_ID="15.6"\nID="sles"\nID_LIKE="suse"\n',
 }
 
 
@@ -315,13 +372,36 @@ class FakeModule(object):
     params = {'field_prefix': 'relay_'}
 
 
-@pytest.fixture
-def host_os(monkeypatch):
-    from ansible.module_utils.facts.system import distribution
+def release_of(tmp_path, name):
+    """The distro library's view of a host whose /etc/os-release is the one of name."""
+    root = tmp_path / ('root-' + name)
+    (root / 'etc').mkdir(parents=True)
+    (root / 'etc' / 'os-release').write_text(OS_RELEASES[name])
+    return relay_config.host_release(str(root))
 
+
+@pytest.fixture
+def host_os(monkeypatch, tmp_path):
     def use(name):
-        monkeypatch.setattr(distribution.DistributionFactCollector, 'collect', lambda self, module=None, **kw: OS_FACTS[name])
+        release = release_of(tmp_path, name)
+        monkeypatch.setattr(relay_config, 'host_release', lambda: release)
     return use
+
+
+@pytest.mark.parametrize('name, family', [
+    ('debian12', 'Debian'), ('ubuntu24', 'Debian'), ('el9', 'RedHat'), ('rocky9', 'RedHat'), ('oracle9', 'RedHat'),
+    ('el10', 'RedHat'),
+])
+def test_the_os_family_comes_from_os_release_id_and_id_like(tmp_path, name, family):
+    table = {'Debian': {'map_type': 'debian-family'}, 'RedHat': {'map_type': 'redhat-family'},
+             'RedHat-10': {'map_type': 'redhat-10'}}
+    entry = relay_config.os_entry(FakeModule(), table, release_of(tmp_path, name))
+    assert entry['map_type'] == ('redhat-10' if name == 'el10' else family.lower() + '-family')
+
+
+def test_the_host_release_runs_no_command():
+    release = relay_config.host_release()
+    assert (release.include_lsb, release.include_uname, release.include_oslevel) == (False, False, False)
 
 
 @pytest.mark.parametrize('name, packages, ca_file, map_type, cache', [
@@ -329,9 +409,8 @@ def host_os(monkeypatch):
     ('el9', ['postfix', 'cyrus-sasl-plain'], '/etc/pki/tls/certs/ca-bundle.crt', 'hash', 'btree'),
     ('el10', ['postfix', 'cyrus-sasl-plain'], '/etc/pki/tls/certs/ca-bundle.crt', 'lmdb', 'lmdb'),
 ])
-def test_the_role_variables_of_each_os(host_os, name, packages, ca_file, map_type, cache):
-    host_os(name)
-    entry = relay_config.os_entry(FakeModule(), role_os_variables())
+def test_the_role_variables_of_each_os(tmp_path, name, packages, ca_file, map_type, cache):
+    entry = relay_config.os_entry(FakeModule(), role_os_variables(), release_of(tmp_path, name))
     assert (entry['packages'], entry['tls_ca_file'], entry['map_type'], entry['session_cache_type']) == \
         (packages, ca_file, map_type, cache)
     # The main.cf the relay renders there (Postfix 3.5 on EL9 tops out at compatibility level 2).
@@ -352,8 +431,8 @@ def test_an_os_without_variables_fails_before_anything_changes(relay, host, host
     host_os('suse')
     before = snapshot(host)
     result, dummy = relay(os_variables=role_os_variables())
-    assert result['failed'] and result['msg'] == ('relay_os_variables has no entry for this OS (SLES 15, os_family Suse); '
-                                                  'entries: Debian, RedHat, RedHat-10')
+    assert result['failed'] and result['msg'] == ('relay_os_variables has no entry for this OS (SLES 15, os-release ID sles, '
+                                                  'ID_LIKE suse); entries: Debian, RedHat, RedHat-10')
     assert snapshot(host) == before and packages['commands'] == []
 
 
