@@ -100,8 +100,9 @@ options:
           - V(oauth2) (XOAUTH2) goes through the OAuth2 hop (emailproxy as the systemd service C(smarthost-oauth2-hop)),
             which Postfix reaches on 127.0.0.1 (one port per OAuth2 upstream, from 10587) with AUTH PLAIN, the client secret
             (or a value derived from the key) being the SASL password. The hop's ports are guarded (nftables table
-            C(inet smarthost_oauth2_hop), loaded by the hop's unit): only Postfix (user C(postfix)) and root may connect, only
-            the hop may answer; proved after every start and on every run by a connection as C(nobody) that must be refused. O(upstreams[].username) is the mailbox; O(upstreams[].tls) V(encrypt) or stronger (the hop
+            C(inet smarthost_oauth2_hop), loaded by the hop's unit) - only Postfix (user C(postfix)) and root may connect, only
+            the hop may answer; proved after every start and on every run by a connection as C(nobody) that must be refused.
+            O(upstreams[].username) is the mailbox; O(upstreams[].tls) V(encrypt) or stronger (the hop
             always verifies the certificate and host name against O(tls_ca_file)). Needs O(oauth2_wheels).
         type: str
         choices: [none, password, oauth2]
