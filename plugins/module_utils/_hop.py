@@ -226,10 +226,11 @@ class HopState(object):
         unguarded = unguarded_ports(self.hop.ports)
         if unguarded:
             self.module.run_command([self.module.get_bin_path('systemctl', required=True), 'stop', HOP_SERVICE])
-            raise PostfixError('%s: its guard does not hold: as the user %s, %s; only %s and root may connect. The hop was '
-                               'stopped, Postfix was not changed. Is the nftables table inet %s loaded (nft list table inet '
-                               '%s; journalctl -u %s)?' % (HOP_SERVICE, HOP_PROBE_USER, '; '.join(unguarded), POSTFIX_USER,
-                                                            HOP_GUARD_TABLE, HOP_GUARD_TABLE, HOP_SERVICE))
+            raise PostfixError(
+                '%s: its guard does not hold: as the user %s, %s; only %s and root may connect. The hop was stopped, '
+                'Postfix was not changed. Is the nftables table inet %s loaded (nft list table inet %s; journalctl -u %s)?'
+                % (HOP_SERVICE, HOP_PROBE_USER, '; '.join(unguarded), POSTFIX_USER, HOP_GUARD_TABLE, HOP_GUARD_TABLE,
+                   HOP_SERVICE))
 
     def remove(self):
         """Stop and remove the hop where no OAuth2 upstream is left (the system user stays)."""

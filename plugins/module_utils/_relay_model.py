@@ -1535,11 +1535,11 @@ HOP_GUARD_TEXT = '''# Managed by smarthost.postfix (relay): local changes are ov
 table inet {table}
 delete table inet {table}
 table inet {table} {{
-	chain output {{
-		type filter hook output priority filter; policy accept;
-		oif "lo" tcp dport {{ {ports} }} meta skuid != {{ "{postfix}", 0 }} reject with tcp reset
-		oif "lo" tcp sport {{ {ports} }} meta skuid != "{user}" reject with tcp reset
-	}}
+\tchain output {{
+\t\ttype filter hook output priority filter; policy accept;
+\t\toif "lo" tcp dport {{ {ports} }} meta skuid != {{ "{postfix}", 0 }} reject with tcp reset
+\t\toif "lo" tcp sport {{ {ports} }} meta skuid != "{user}" reject with tcp reset
+\t}}
 }}
 '''
 

@@ -148,7 +148,9 @@ options:
                 (C(/etc/smarthost-oauth2/PORT.json)).
             type: raw
           scope:
-            description: The scope; required with O(upstreams[].oauth2.token_url) and V(client_credentials); V(service_account) defaults to C(https://mail.google.com/).
+            description:
+              - The scope; required with O(upstreams[].oauth2.token_url) and V(client_credentials).
+              - V(service_account) defaults to C(https://mail.google.com/).
             type: str
   routes:
     description:
@@ -194,11 +196,15 @@ options:
             description: As O(upstreams[].oauth2).
             type: dict
             suboptions:
-              flow: {description: "As O(upstreams[].oauth2.flow).", type: str, choices: [client_credentials], default: client_credentials}
+              flow: {description: "As O(upstreams[].oauth2.flow).", type: str, choices: [client_credentials, service_account],
+                     default: client_credentials}
               tenant: {description: "As O(upstreams[].oauth2.tenant).", type: str}
               token_url: {description: "As O(upstreams[].oauth2.token_url).", type: str}
               client_id: {description: "As O(upstreams[].oauth2.client_id).", type: str}
               client_secret: {description: "As O(upstreams[].oauth2.client_secret).", type: str}
+              client_certificate: {description: "As O(upstreams[].oauth2.client_certificate).", type: str}
+              client_key: {description: "As O(upstreams[].oauth2.client_key).", type: str}
+              service_account_key: {description: "As O(upstreams[].oauth2.service_account_key).", type: raw}
               scope: {description: "As O(upstreams[].oauth2.scope).", type: str}
       sender_address:
         description: Rewrite the route's senders to this address on receipt (envelope and C(From) header). Needs O(routes[].senders).

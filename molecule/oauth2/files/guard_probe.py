@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # Copyright: Contributors to the smarthost.postfix collection
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -13,7 +13,6 @@ Prints one line: refused / logged in / login failed, listening, connected / not 
 import smtplib
 import socket
 import sys
-import time
 
 
 def main(mode, port, extra=None):

@@ -52,8 +52,8 @@ def host(tmp_path, monkeypatch):
     return dict((name, str(path)) for name, path in paths.items()), str(wheels)
 
 
-def wanted(upstream=UPSTREAM):
-    return model.load(dict(upstreams=[upstream]), 'relay_').wanted(model.Host('3.7.11', 'relay.example.com')).hop
+def wanted(upstream=None):
+    return model.load(dict(upstreams=[upstream or UPSTREAM]), 'relay_').wanted(model.Host('3.7.11', 'relay.example.com')).hop
 
 
 def installed(paths, hop_wanted, mode=0o600):
