@@ -1,9 +1,9 @@
 """Figure 1, converge: the first converge of a fresh relay and its no-op rerun, next to their floors.
 
 Each run starts two fresh containers: one gets the relay's first converge (package install included),
-then `ansible -m ping`, then the no-op rerun, then the no-op with Ansible's fact cache (the role's setup
-task skipped: one module run); the other times the bare package install. The targets compare the first
-converge with the package install and the no-op with the ping, per run.
+then `ansible -m ping`, then the no-op rerun (the role's one module run); the other times the bare
+package install. The targets compare the first converge with the package install and the no-op with
+the ping, per run.
 """
 from lab import PACKAGE_INSTALL, PACKAGES, REFERENCE_RELAY, RELAY, log, median, ratio, timed
 

@@ -18,6 +18,12 @@ from __future__ import annotations
 import os
 
 from ansible.errors import AnsibleActionFail
+
+try:  # ansible-core 2.19 on: a template that resolves to omit raises; before, it gives the omit placeholder
+    from ansible.errors import AnsibleValueOmittedError
+    OMITTED = (AnsibleValueOmittedError,)
+except ImportError:
+    OMITTED = ()
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import variable_options
@@ -42,7 +48,10 @@ class ActionModule(ActionBase):
             for name in variable_options():
                 if name in args or prefix + name not in task_vars:
                     continue
-                value = self._templar.template(task_vars[prefix + name])
+                try:
+                    value = self._templar.template(task_vars[prefix + name])
+                except OMITTED:
+                    continue
                 # Null, empty or omitted: the option's default, as when the variable is not defined.
                 if value is not None and value != '' and value != task_vars.get('omit'):
                     args[name] = value

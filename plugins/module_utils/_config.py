@@ -150,10 +150,7 @@ class PlainFile(object):
     """A file written as given (a regexp table, a certificate): planned, diffed and applied by ConfigChange."""
 
     def __init__(self, path, content, mode, secret):
-        self.path = path
-        self.content = content
-        self.mode = mode
-        self.secret = secret
+        self.path, self.content, self.mode, self.secret = path, content, mode, secret
         self.before = read_source(path)
         self.rewrite = self.before != content
         self.mode_differs = self.before is not None and '%04o' % (os.stat(path).st_mode & 0o7777) != mode

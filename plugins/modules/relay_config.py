@@ -16,10 +16,10 @@ description:
     module run, and is the module behind the P(smarthost.postfix.relay#role) role.
   - "1. Checks the whole input: every field and cross-field rule, before anything on the host changes.
     A refusal names each bad field and never shows a secret."
-  - "2. Looks up the host's OS (Ansible's own distribution facts, in the same run) and picks its entry of
-    O(os_variables); installs the packages that are missing (C(apt-get) or C(dnf))."
-  - "3. Reads the live state (C(main.cf), C(master.cf), the relay's lookup tables, C(/etc/aliases), the service)
-    and computes the wanted one."
+  - "2. Looks up the host's OS (C(/etc/os-release), with the distro library of Ansible's module utilities) and
+    picks its entry of O(os_variables); installs the packages that are missing (C(apt-get) or C(dnf))."
+  - "3. Reads the live state (C(main.cf), C(master.cf), the relay's lookup tables, C(/etc/aliases), whether Postfix
+    runs and starts at boot) and computes the wanted one."
   - "4. Has Postfix check a staging copy of the new C(main.cf) and C(master.cf)."
   - "5. When the upstream settings differ from the live ones (next-hops, credentials, TLS policy, CA file,
     timeouts, the routes' transports), probes every upstream of every route at once (EHLO, TLS with the SNI
@@ -27,8 +27,10 @@ description:
     primary of any route stops the run with the live configuration unchanged; a failing fallback is a warning."
   - "6. Writes the tables, the plain files (regexp tables, client certificates), C(master.cf) (tlsproxy, and the
     block of the routes' transports between its markers) and C(main.cf), updates the root alias, reloads Postfix,
-    removes the relay files it no longer wants (C(relay_*) in the config directory), and tells whether a restart
-    is needed (a listener change) and whether Postfix runs."
+    removes the relay files it no longer wants (C(relay_*) in the config directory)."
+  - "7. Starts Postfix at boot and now where it is not, or restarts it for a listener change (O(service))."
+  - On the controller, its action takes the options from the play's variables (O(variables_prefix)) and copies
+    the OAuth2 hop's wheels to the host (O(oauth2_wheels_from)).
   - Routes (O(routes)) are smtp transports of their own in C(master.cf), chosen by sender
     (C(sender_dependent_default_transport_maps)) or recipient domain (C(transport_maps)), each with its own SASL
     map, TLS policy map, wrappermode, fallbacks, mechanism filter, client certificate and limits.

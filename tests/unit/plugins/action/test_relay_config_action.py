@@ -85,10 +85,14 @@ def test_defined_variables_become_options_and_undefined_ones_stay_unset(controll
     assert result['changed'] is False
 
 
-@pytest.mark.parametrize('value', [None, '', '__omit_place_holder__x'])
+@pytest.mark.parametrize('value', [None, '', '__omit_place_holder__x', 'omit template'])
 def test_null_empty_or_omitted_variables_give_the_default(controller, value):
-    got, dummy, dummy = run(controller, {'variables_prefix': 'relay_'}, {'relay_myhostname': value, 'omit': '__omit_place_holder__x'})
-    assert 'myhostname' not in got['args']
+    if value == 'omit template':
+        # As a play gives it: "{{ x | default(omit) }}" with x undefined.
+        value = controller.trust_as_template('{{ undefined_here | default(omit) }}')
+    variables = {'relay_myhostname': value, 'relay_myorigin': 'example.com', 'omit': '__omit_place_holder__x'}
+    got, dummy, dummy = run(controller, {'variables_prefix': 'relay_'}, variables)
+    assert got['args'] == {'myorigin': 'example.com', 'field_prefix': 'relay_'}
 
 
 def test_the_task_wins_over_a_variable_and_host_options_never_come_from_variables(controller):
