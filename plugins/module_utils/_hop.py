@@ -7,13 +7,17 @@
 
 Used by the relay_config module. The relay model (_relay_model.Hop) says what the hop must be; this
 file reads what the host has, plans the difference (check mode stops there), installs, writes and
-restarts, and removes the hop where the relay has no OAuth2 upstream any more. The hop's files hold
-no secret: Postfix gives the client secret as the SASL password (the 0600 map).
+restarts, and removes the hop where the relay has no OAuth2 upstream any more. A client secret is in none
+of the hop's files (Postfix gives it as the SASL password, from the 0600 map); a service account key or a
+certificate's key is in a 0600 file of the hop's user, which no diff shows. The hop's guard (nftables) is
+proved after every start, and checked on every run, by a connection as HOP_PROBE_USER that must be refused.
 Private to the collection (leading underscore).
 """
 
 from __future__ import annotations
 
+import codecs
+import errno
 import grp
 import os
 import pwd
@@ -21,24 +25,29 @@ import shutil
 import socket
 import time
 
-from ansible_collections.smarthost.postfix.plugins.module_utils._config import diff_entry, write_file
+from ansible_collections.smarthost.postfix.plugins.module_utils._config import diff_entry, masked, write_file
 from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import PostfixError, last_lines
 from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import (
-    HOP_CONFIG,
+    HOP_ADDRESS,
     HOP_CONFIG_DIRECTORY,
+    HOP_GUARD_TABLE,
     HOP_HOME,
     HOP_INSTALLED,
-    HOP_MODE,
+    HOP_PROBE_USER,
     HOP_REQUIREMENTS,
     HOP_SERVICE,
     HOP_UNIT,
     HOP_USER,
     HOP_VENV,
+    NFT,
+    POSTFIX_USER,
 )
 from ansible_collections.smarthost.postfix.plugins.module_utils._tables import read_source
 
 # Seconds the hop may take to listen on all its ports after a (re)start.
 START_TIMEOUT = 20
+# Seconds the guard's probe waits for a refusal.
+GUARD_TIMEOUT = 5
 
 
 class HopState(object):
@@ -52,33 +61,37 @@ class HopState(object):
         self.hop = hop
         self.wheels = wheels
         self.field = field
-        self.config_before = read_source(HOP_CONFIG)
         self.unit_before = read_source(HOP_UNIT)
         self.requirements = None
         # What plan() finds, and what apply() and remove() did.
         self.venv_needed = self.user_needed = self.secrets_changed = False
         self.restarted = self.removed = self.running = False
+        self.unguarded = []
+        self.files_before = {}
+        self.changed_files = self.stale_files = []
 
     # ---- plan -----------------------------------------------------------------------------------
 
     @property
     def config_changed(self):
-        return self.hop is not None and (self.config_before != self.hop.config or self._mode_differs())
+        """Whether a file of the hop (config, guard, keys) is to be written or removed."""
+        return bool(self.changed_files or self.stale_files)
 
     @property
     def unit_changed(self):
         return self.hop is not None and self.unit_before != self.hop.unit
 
-    def _mode_differs(self):
+    def _read_files(self):
+        """The hop's files as the host has them (wanted or not), and those to write and to remove."""
+        wanted = dict((item.path, item) for item in self.hop.files)
         try:
-            stat = os.stat(HOP_CONFIG)
+            present = [os.path.join(HOP_CONFIG_DIRECTORY, name) for name in os.listdir(HOP_CONFIG_DIRECTORY)]
         except OSError:
-            return True
-        try:
-            owner = pwd.getpwuid(stat.st_uid).pw_name
-        except KeyError:
-            owner = None
-        return '%04o' % (stat.st_mode & 0o7777) != HOP_MODE or owner != HOP_USER
+            present = []
+        self.files_before = dict((path, read_source(path)) for path in set(present) | set(wanted))
+        self.changed_files = [item for item in self.hop.files
+                              if self.files_before[item.path] != item.content or _mode_differs(item)]
+        self.stale_files = sorted(path for path in present if path not in wanted)
 
     def plan(self, changed_keys):
         """What must change; changed_keys: the SASL map keys whose entries change (a secret rotated)."""
@@ -97,14 +110,17 @@ class HopState(object):
             self.requirements = installed
         self.venv_needed = installed != self.requirements or not os.path.exists(os.path.join(HOP_VENV, 'bin', 'emailproxy'))
         self.secrets_changed = any(key in self.hop.nexthops for key in changed_keys)
+        self._read_files()
         self.running = self.active()
+        # A running hop whose guard is gone (nftables flushed by hand): the restart loads it again.
+        self.unguarded = unguarded_ports(self.hop.ports) if self.running else []
 
     @property
     def changed(self):
         if self.hop is None:
             return self.present_on_host()
         return bool(self.user_needed or self.venv_needed or self.config_changed or self.unit_changed
-                    or self.secrets_changed or not self.running)
+                    or self.secrets_changed or not self.running or self.unguarded)
 
     def present_on_host(self):
         return any(os.path.exists(path) for path in (HOP_UNIT, HOP_CONFIG_DIRECTORY, HOP_HOME))
@@ -114,7 +130,7 @@ class HopState(object):
         if self.hop is None:
             return []
         names = (('venv', self.venv_needed), ('config', self.config_changed), ('unit', self.unit_changed),
-                 ('secret', self.secrets_changed), ('not running', not self.running))
+                 ('secret', self.secrets_changed), ('not running', not self.running), ('guard', bool(self.unguarded)))
         return ['oauth2 hop %s' % name for name, flag in names if flag]
 
     def diff(self):
@@ -122,8 +138,15 @@ class HopState(object):
             return [dict(before_header=path, after_header=path, before='present\n', after='absent\n')
                     for path in (HOP_UNIT, HOP_CONFIG_DIRECTORY, HOP_HOME) if os.path.exists(path)]
         entries = []
-        if self.config_before != self.hop.config:
-            entries.append(diff_entry(HOP_CONFIG, self.config_before, self.hop.config))
+        for item in self.hop.files:
+            before = self.files_before[item.path]
+            if before != item.content:
+                if item.secret:
+                    entries.append(diff_entry(item.path, masked(before), masked(item.content, before is not None)))
+                else:
+                    entries.append(diff_entry(item.path, before, item.content))
+        entries.extend(dict(before_header=path, after_header=path, before='present\n', after='absent\n')
+                       for path in self.stale_files)
         if self.unit_before != self.hop.unit:
             entries.append(diff_entry(HOP_UNIT, self.unit_before, self.hop.unit))
         if self.venv_needed:
@@ -140,7 +163,7 @@ class HopState(object):
     def current(self):
         """Whether the running hop already has the wanted settings (the preflight can go through it in check mode)."""
         return self.hop is not None and not (self.user_needed or self.venv_needed or self.config_changed
-                                             or self.unit_changed or self.secrets_changed) and self.running
+                                             or self.unit_changed or self.secrets_changed or self.unguarded) and self.running
 
     # ---- apply ----------------------------------------------------------------------------------
 
@@ -158,10 +181,12 @@ class HopState(object):
             os.mkdir(HOP_CONFIG_DIRECTORY, 0o750)
         os.chown(HOP_CONFIG_DIRECTORY, 0, gid)
         os.chmod(HOP_CONFIG_DIRECTORY, 0o750)
-        if self.config_changed:
-            write_file(self.module, HOP_CONFIG, self.hop.config, int(HOP_MODE, 8))
-            os.chown(HOP_CONFIG, uid, gid)
-            os.chmod(HOP_CONFIG, int(HOP_MODE, 8))
+        for item in self.changed_files:
+            write_file(self.module, item.path, item.content, int(item.mode, 8))
+            os.chown(item.path, uid if item.hop_owned else 0, gid if item.hop_owned else 0)
+            os.chmod(item.path, int(item.mode, 8))
+        for path in self.stale_files:
+            os.unlink(path)
         systemctl = self.module.get_bin_path('systemctl', required=True)
         if self.unit_changed:
             write_file(self.module, HOP_UNIT, self.hop.unit, 0o644)
@@ -171,6 +196,7 @@ class HopState(object):
         self._run([systemctl, 'restart', HOP_SERVICE], 'restarting %s' % HOP_SERVICE)
         self.restarted = True
         self._wait_listening()
+        self._prove_guard()
 
     def _install(self):
         python = self.module.get_bin_path('python3', required=True)
@@ -195,6 +221,17 @@ class HopState(object):
             raise PostfixError('%s does not listen on 127.0.0.1 port %s %d s after its start: see journalctl -u %s'
                                % (HOP_SERVICE, ', '.join(map(str, waiting)), START_TIMEOUT, HOP_SERVICE))
 
+    def _prove_guard(self):
+        """A connection as HOP_PROBE_USER to each of the hop's ports must be refused; else the hop is stopped."""
+        unguarded = unguarded_ports(self.hop.ports)
+        if unguarded:
+            self.module.run_command([self.module.get_bin_path('systemctl', required=True), 'stop', HOP_SERVICE])
+            raise PostfixError(
+                '%s: its guard does not hold: as the user %s, %s; only %s and root may connect. The hop was stopped, '
+                'Postfix was not changed. Is the nftables table inet %s loaded (nft list table inet %s; journalctl -u %s)?'
+                % (HOP_SERVICE, HOP_PROBE_USER, '; '.join(unguarded), POSTFIX_USER, HOP_GUARD_TABLE, HOP_GUARD_TABLE,
+                   HOP_SERVICE))
+
     def remove(self):
         """Stop and remove the hop where no OAuth2 upstream is left (the system user stays)."""
         if self.hop is not None or not self.present_on_host():
@@ -209,6 +246,9 @@ class HopState(object):
             shutil.rmtree(path, ignore_errors=True)
         if systemctl:
             self.module.run_command([systemctl, 'daemon-reload'])
+        if os.path.exists(NFT):
+            # The guard stays after a stop; gone with the hop. Absent already after a reboot: no error then.
+            self.module.run_command([NFT, 'delete', 'table', 'inet', HOP_GUARD_TABLE])
         self.removed = True
 
     def _run(self, argv, what):
@@ -223,6 +263,64 @@ def _user_exists(name):
     except KeyError:
         return False
     return True
+
+
+def _mode_differs(item):
+    """Whether a file of the hop has another mode or owner than it should (or is missing)."""
+    try:
+        stat = os.stat(item.path)
+    except OSError:
+        return True
+    try:
+        owner = pwd.getpwuid(stat.st_uid).pw_name
+    except KeyError:
+        owner = None
+    return '%04o' % (stat.st_mode & 0o7777) != item.mode or owner != (HOP_USER if item.hop_owned else 'root')
+
+
+def unguarded_ports(ports):
+    """The hop's ports that a process of HOP_PROBE_USER can connect to, or whose refusal was not seen, as text.
+
+    A forked child drops to that user (no groups) and connects to each port; the guard must refuse it
+    (a reset: ECONNREFUSED). The child imports nothing: it may not read the module's files any more.
+    """
+    try:
+        user = pwd.getpwnam(HOP_PROBE_USER)
+    except KeyError:
+        return ['there is no user %s to try the guard as' % HOP_PROBE_USER]
+    codecs.lookup('idna')
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(reader)
+            os.setgroups([])
+            os.setgid(user.pw_gid)
+            os.setuid(user.pw_uid)
+            lines = []
+            for port in ports:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.settimeout(GUARD_TIMEOUT)
+                try:
+                    sock.connect((HOP_ADDRESS, port))
+                    lines.append('port %d accepted the connection' % port)
+                except OSError as exc:
+                    if exc.errno != errno.ECONNREFUSED:
+                        lines.append('port %d: %s, not refused' % (port, exc.strerror or type(exc).__name__))
+                finally:
+                    sock.close()
+            os.write(writer, '\n'.join(lines).encode('ascii'))
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(writer)
+    with os.fdopen(reader, 'rb') as handle:
+        text = handle.read().decode('ascii')
+    dummy, status = os.waitpid(pid, 0)
+    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+        return ['the probe as %s failed (it could not drop to that user)' % HOP_PROBE_USER]
+    return text.split('\n') if text else []
 
 
 def _listens(port):

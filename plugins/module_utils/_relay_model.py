@@ -30,7 +30,10 @@ here directly. Private to the collection (leading underscore): no compatibility 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import ipaddress
+import json
 import re
 
 from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import (
@@ -71,13 +74,20 @@ MAX_RATE_DELAY = 3600
 
 # How an upstream authenticates (its auth field): no AUTH, a SASL password, or OAuth2 (XOAUTH2) through the hop.
 AUTH_METHODS = ('none', 'password', 'oauth2')
-# OAuth2 grants the hop runs unattended. Google's service_account is not offered: emailproxy then takes
-# the first login's password as the token cache's key, so any local user who reaches the hop's port
-# first after a restart could send as the mailbox (docs/oauth2-design.md, service-account trap).
-OAUTH2_FLOWS = ('client_credentials',)
+# OAuth2 grants the hop runs unattended: an app's own token (Microsoft's client credentials, with a
+# secret or a certificate) and Google's service account with domain-wide delegation (the mailbox is the
+# subject). With a certificate or a service account key the SASL password Postfix sends is only the key
+# of the hop's token cache (HOP_LOGIN_LABEL): the hop's guard (HOP_GUARD_TEXT) keeps other local users
+# off its ports (docs/oauth2-design.md, service-account trap).
+OAUTH2_FLOWS = ('client_credentials', 'service_account')
 # Microsoft identity platform: the token endpoint of a tenant, and the scope of SMTP AUTH for an app.
 MICROSOFT_TOKEN_URL = 'https://login.microsoftonline.com/%s/oauth2/v2.0/token'
 MICROSOFT_SCOPE = 'https://outlook.office365.com/.default'
+# Google Workspace: the scope of SMTP (and IMAP) for a service account; the token endpoint is the key's token_uri.
+GOOGLE_SCOPE = 'https://mail.google.com/'
+# What a service account key (JSON) must hold for google-auth; every value is a string.
+SERVICE_ACCOUNT_TYPE = 'service_account'
+SERVICE_ACCOUNT_FIELDS = ('type', 'client_email', 'private_key', 'token_uri')
 # The OAuth2 hop (emailproxy, docs/oauth2-design.md): Postfix relays to it on loopback with AUTH PLAIN,
 # the SASL password being the client secret (so no secret is in the hop's files); it logs in upstream
 # with XOAUTH2 and fetches and renews the tokens. One listener per OAuth2 upstream, from HOP_FIRST_PORT.
@@ -101,6 +111,23 @@ HOP_INSTALLED = HOP_VENV + '/smarthost-requirements.txt'
 HOP_RUNTIME = 'smarthost-oauth2'
 HOP_CACHE = '/run/%s/token-cache' % HOP_RUNTIME
 HOP_MODE = '0600'
+# The hop's secret files (a service account key, a client certificate's key) and its client certificates:
+# HOP_CONFIG_DIRECTORY/<listener port><suffix>, HOP_MODE, the hop's user's, like its config file.
+HOP_KEY_SUFFIXES = dict(service_account_key='.json', client_certificate='.crt', client_key='.key')
+# The SASL password Postfix sends the hop for an upstream whose credential is a key (service account,
+# certificate): emailproxy only encrypts its token cache with it. Derived from the key (so it changes,
+# and the hop restarts, when the key does); stored only in the 0600 SASL map, never shown.
+HOP_LOGIN_LABEL = b'smarthost.postfix oauth2 hop login\0'
+# The guard (nftables, loaded by the hop's unit before it starts): only Postfix's smtp client (the mail
+# owner) and root (the module's preflight) may connect to the hop's ports on loopback, and only the hop's
+# user may answer on them (no other local user can listen there while the hop is down and collect the
+# SASL passwords Postfix sends). The preflight proves it as HOP_PROBE_USER.
+HOP_GUARD_TABLE = 'smarthost_oauth2_hop'
+HOP_GUARD = HOP_CONFIG_DIRECTORY + '/guard.nft'
+HOP_GUARD_MODE = '0644'
+POSTFIX_USER = 'postfix'
+HOP_PROBE_USER = 'nobody'
+NFT = '/usr/sbin/nft'
 # The hop's pinned requirements (with hashes), a file in the directory of the wheels on the host (the
 # relay role copies both there from the controller); pip installs them offline (hosts may not reach PyPI).
 HOP_REQUIREMENTS = 'oauth2-hop-requirements.txt'
@@ -218,6 +245,11 @@ OAUTH2_OPTIONS = dict(
     client_id=dict(type='str'),
     client_secret=dict(type='str', no_log=True),
     scope=dict(type='str'),
+    # Google: the service account key (its JSON text, or the same as a dict).
+    service_account_key=dict(type='raw', no_log=True),
+    # Microsoft certificate credentials (instead of client_secret): the certificate and its private key (PEM).
+    client_certificate=dict(type='str'),
+    client_key=dict(type='str', no_log=True),
 )
 
 # One upstream SMTP server as smtp_probe takes it; an entry of upstreams (UPSTREAM_OPTIONS) adds how it
@@ -541,7 +573,7 @@ class Upstream(object):
     @classmethod
     def through_hop(cls, field, remote, hop_port, mailbox, oauth2):
         """An OAuth2 upstream: remote (an Upstream, without credentials) behind the hop's listener hop_port."""
-        upstream = cls(field, HOP_ADDRESS, hop_port, False, 'none', False, mailbox, oauth2['client_secret'])
+        upstream = cls(field, HOP_ADDRESS, hop_port, False, 'none', False, mailbox, oauth2['login'])
         upstream.remote = remote
         upstream.oauth2 = oauth2
         return upstream
@@ -569,15 +601,32 @@ class Upstream(object):
             params.update(allow_plaintext_auth=True, mechanisms=[HOP_MECHANISM])
         return params
 
+    def hop_file(self, name):
+        """The path of one of the hop's files of this upstream (HOP_KEY_SUFFIXES names them)."""
+        return '%s/%d%s' % (HOP_CONFIG_DIRECTORY, self.port, HOP_KEY_SUFFIXES[name])
+
+    def hop_files(self):
+        """The hop's files of this upstream: (path, content, secret) for its key and certificate, if any."""
+        return [(self.hop_file(name), content, name != 'client_certificate')
+                for name, content in sorted(self.oauth2['files'].items())]
+
     def hop_sections(self):
         """The hop's config sections of this OAuth2 upstream: its listener and its mailbox (no secret)."""
         remote, oauth2 = self.remote, self.oauth2
+        account = [('token_url', oauth2['token_url']), ('oauth2_scope', oauth2['scope']), ('oauth2_flow', oauth2['flow'])]
+        if oauth2['flow'] == 'service_account':
+            # emailproxy reads the key from the file client_secret names (client_id file).
+            account += [('client_id', 'file'), ('client_secret', self.hop_file('service_account_key'))]
+        else:
+            account.append(('client_id', oauth2['client_id']))
+            if oauth2['files']:
+                account += [('jwt_certificate_path', self.hop_file('client_certificate')),
+                            ('jwt_key_path', self.hop_file('client_key'))]
         return [
             ('SMTP-%d' % self.port, (('server_address', remote.host), ('server_port', str(remote.port)),
                                      ('server_starttls', 'False' if remote.implicit_tls else 'True'),
                                      ('local_address', HOP_ADDRESS))),
-            (self.username, (('token_url', oauth2['token_url']), ('oauth2_scope', oauth2['scope']),
-                             ('oauth2_flow', oauth2['flow']), ('client_id', oauth2['client_id']))),
+            (self.username, tuple(account)),
         ]
 
 
@@ -646,7 +695,8 @@ def _oauth2_upstream(check, field, values, remote):
     mailbox = None if values['username'] is None else check.address(field + '.username', values['username'])
     raw = values['oauth2']
     if not isinstance(raw, dict):
-        check.fail(where, 'is required with auth: oauth2 (a dict with client_id, client_secret, and tenant or token_url)')
+        check.fail(where, 'is required with auth: oauth2 (a dict with client_id and client_secret or a certificate, and tenant '
+                          'or token_url; or flow service_account with service_account_key)')
         return None
     oauth2 = _entry(check, where, raw, OAUTH2_OPTIONS, 'client_id')
     given = dict(oauth2)
@@ -659,7 +709,28 @@ def _oauth2_upstream(check, field, values, remote):
             check.fail('%s.%s' % (where, name), "'%s' is not %s" % (text, what))
             text = None
         oauth2[name] = text
-    # Missing fields (not those refused above: one message per problem).
+    oauth2['login'] = None
+    oauth2['files'] = {}
+    if oauth2['flow'] == 'service_account':
+        _service_account(check, where, given, oauth2)
+    elif oauth2['flow'] is not None:
+        _client_credentials(check, where, given, oauth2)
+    port = check.hop_port(field)
+    if None in (mailbox, port, oauth2['login'], oauth2['flow'], oauth2['token_url'], oauth2['scope']):
+        return None
+    return Upstream.through_hop(field, remote, port, mailbox, oauth2)
+
+
+def hop_login(key):
+    """The SASL password Postfix sends the hop for an upstream whose credential is a key (HOP_LOGIN_LABEL)."""
+    digest = hashlib.sha256(HOP_LOGIN_LABEL + key.encode('utf-8')).digest()
+    return base64.urlsafe_b64encode(digest).decode('ascii').rstrip('=')
+
+
+def _client_credentials(check, where, given, oauth2):
+    """The app's own token: a client secret (the SASL password) or a certificate and its key (files of the hop)."""
+    if given['service_account_key'] is not None:
+        check.fail(where + '.service_account_key', 'is for flow: service_account')
     if given['client_id'] is None:
         check.fail(where + '.client_id', 'is required (the application (client) id)')
     if (given['tenant'] is None) == (given['token_url'] is None):
@@ -669,19 +740,95 @@ def _oauth2_upstream(check, field, values, remote):
         oauth2['scope'] = oauth2['scope'] or (MICROSOFT_SCOPE if given['scope'] is None else None)
     elif given['scope'] is None:
         check.fail(where + '.scope', 'is required with token_url (Microsoft 365: %s)' % MICROSOFT_SCOPE)
+    certificate = given['client_certificate'] is not None or given['client_key'] is not None
     secret = oauth2['client_secret']
-    if secret is None:
+    if certificate and secret is not None:
+        check.fail(where, 'set client_secret, or client_certificate and client_key (certificate credentials), not both')
+    elif certificate:
+        for name in ('client_certificate', 'client_key'):
+            if given[name] is None:
+                check.fail('%s.%s' % (where, name), 'is required with %s (certificate credentials)'
+                           % ('client_key' if name == 'client_certificate' else 'client_certificate'))
+        cert = None if given['client_certificate'] is None else check.pem(
+            where + '.client_certificate', given['client_certificate'], (CERTIFICATE_LABEL,), True)
+        # emailproxy signs the client assertion with RS256: an RSA key (PKCS#8 or PKCS#1), unencrypted.
+        key = None if given['client_key'] is None else check.pem(
+            where + '.client_key', given['client_key'], ('PRIVATE KEY', 'RSA PRIVATE KEY'), True)
+        if cert is not None and key is not None:
+            oauth2['files'] = dict(client_certificate=cert, client_key=key)
+            oauth2['login'] = hop_login(key)
+    elif secret is None:
         check.fail(where + '.client_secret', 'is required (the hop sends it to the token endpoint; it is the SASL '
-                                             'password Postfix gives the hop, stored only in the 0600 map)')
+                                             'password Postfix gives the hop, stored only in the 0600 map), or '
+                                             'client_certificate and client_key')
     else:
         secret = check.text(where + '.client_secret', secret)
         if secret is not None and secret != secret.strip(BLANKS):
             check.fail(where + '.client_secret', 'must not start or end with blanks (a map cannot hold them)')
-        oauth2['client_secret'] = secret
-    port = check.hop_port(field)
-    if None in (mailbox, port, oauth2['client_secret'], oauth2['flow'], oauth2['token_url'], oauth2['scope']):
+            secret = None
+        oauth2['client_secret'] = oauth2['login'] = secret
+
+
+def _service_account(check, where, given, oauth2):
+    """Google's service account: its key (a file of the hop) signs the token request for the mailbox."""
+    for name in ('tenant', 'client_id', 'client_secret', 'client_certificate', 'client_key'):
+        if given[name] is not None:
+            check.fail('%s.%s' % (where, name), 'is not used with flow: service_account (the key names the service account)')
+    if given['scope'] is None:
+        oauth2['scope'] = GOOGLE_SCOPE
+    key = _service_account_key(check, where + '.service_account_key', given['service_account_key'])
+    if key is None:
+        return
+    # token_url (a lab's or a proxy's token endpoint) replaces the key's token_uri, which google-auth posts to.
+    if given['token_url'] is not None:
+        if oauth2['token_url'] is None:
+            return
+        key['token_uri'] = oauth2['token_url']
+    oauth2['token_url'] = key['token_uri']
+    text = json.dumps(key, indent=2, sort_keys=True) + '\n'
+    oauth2['files'] = dict(service_account_key=text)
+    oauth2['login'] = hop_login(text)
+
+
+def _service_account_key(check, field, value):
+    """A service account key (its JSON text or a dict) checked whole; a dict of strings, or None after an error.
+
+    No message shows a value of the key but its type and client_email (neither is a secret).
+    """
+    what = 'a Google service account key: the JSON of the key file, or the same as a dict'
+    if value is None:
+        check.fail(field, 'is required with flow: service_account (%s)' % what)
         return None
-    return Upstream.through_hop(field, remote, port, mailbox, oauth2)
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            check.fail(field, 'is not JSON (%s)' % what)
+            return None
+    if not isinstance(value, dict):
+        check.fail(field, 'must be a JSON object (%s)' % what)
+        return None
+    before = len(check.errors)
+    odd = sorted(shown(name) for name, item in value.items() if not isinstance(name, str) or not isinstance(item, str))
+    if odd:
+        check.fail(field, 'every value must be a string, not those of %s' % ', '.join(odd))
+        return None
+    missing = [name for name in SERVICE_ACCOUNT_FIELDS if name not in value]
+    if missing:
+        check.fail(field, 'lacks %s (a key file as the Google Cloud console makes it holds them)' % ', '.join(missing))
+        return None
+    for name in sorted(value):
+        bad = control_character(name) or (name != 'private_key' and control_character(value[name]))
+        if bad:
+            check.fail('%s.%s' % (field, shown(name)), 'must not contain a control character (%s)' % bad)
+    if value['type'] != SERVICE_ACCOUNT_TYPE:
+        check.fail(field + '.type', "'%s' is not %s" % (shown(value['type']), SERVICE_ACCOUNT_TYPE))
+    check.address(field + '.client_email', value['client_email'])
+    check.pem(field + '.private_key', value['private_key'], ('PRIVATE KEY',), True)
+    token_url = dict((name, (pattern, text)) for name, pattern, text in _OAUTH2_TEXT)['token_url']
+    if not token_url[0].match(value['token_uri']):
+        check.fail(field + '.token_uri', "'%s' is not %s" % (shown(value['token_uri']), token_url[1]))
+    return dict(value) if len(check.errors) == before else None
 
 
 def _servername(check, field, value, tls):
@@ -1331,14 +1478,20 @@ HOP_CONFIG_HEADER = '# Managed by smarthost.postfix (relay): local changes are o
 HOP_UNIT_TEXT = '''# Managed by smarthost.postfix (relay): local changes are overwritten.
 [Unit]
 Description=smarthost.postfix OAuth2 hop (emailproxy): XOAUTH2 for Postfix's upstreams
-After=network-online.target
+After=network-online.target nftables.service
 Wants=network-online.target
 Before=postfix.service
+# nftables.service flushes the whole ruleset when it (re)starts or stops: the hop goes with it, and its
+# next start loads the guard again.
+PartOf=nftables.service
 
 [Service]
 Type=simple
 User={user}
 Group={user}
+# The guard ({guard}): loaded with full privileges (+) before every start, so the hop never listens
+# unguarded; it stays after a stop (no other user may listen on the hop's ports while it is down).
+ExecStartPre=+{nft} -f {guard}
 ExecStart={venv}/bin/emailproxy --no-gui --config-file {config} --cache-store {cache}
 # No ExecReload: on SIGHUP emailproxy reloads but cannot bind its ports again; a change restarts it.
 # The token cache is in RuntimeDirectory: gone at every stop, so a new secret never meets a cache
@@ -1376,8 +1529,35 @@ WantedBy=multi-user.target
 '''
 
 
+# The guard's nftables table, whole: loading it replaces the one loaded before in one transaction (the
+# empty declaration makes the delete succeed on the first load). Users by name, resolved when it loads.
+HOP_GUARD_TEXT = '''# Managed by smarthost.postfix (relay): local changes are overwritten. Loaded by {service}.service.
+table inet {table}
+delete table inet {table}
+table inet {table} {{
+\tchain output {{
+\t\ttype filter hook output priority filter; policy accept;
+\t\toif "lo" tcp dport {{ {ports} }} meta skuid != {{ "{postfix}", 0 }} reject with tcp reset
+\t\toif "lo" tcp sport {{ {ports} }} meta skuid != "{user}" reject with tcp reset
+\t}}
+}}
+'''
+
+
+class HopFile(object):
+    """A file of the hop: its path, content, mode, whether the hop's user owns it (else root), and whether
+    it holds a secret (a diff then never shows its content)."""
+
+    def __init__(self, path, content, mode, hop_owned, secret):
+        self.path = path
+        self.content = content
+        self.mode = mode
+        self.hop_owned = hop_owned
+        self.secret = secret
+
+
 class Hop(object):
-    """The OAuth2 hop a relay with OAuth2 upstreams wants: its config file, its unit, its listeners."""
+    """The OAuth2 hop a relay with OAuth2 upstreams wants: its files (config, guard, keys), its unit, its listeners."""
 
     def __init__(self, upstreams, ca_file):
         self.upstreams = upstreams
@@ -1387,8 +1567,16 @@ class Hop(object):
         sections.append(('emailproxy', HOP_SETTINGS))
         self.config = HOP_CONFIG_HEADER + '\n'.join(
             '[%s]\n%s' % (name, ''.join('%s = %s\n' % item for item in items)) for name, items in sections)
+        self.guard = HOP_GUARD_TEXT.format(service=HOP_SERVICE, table=HOP_GUARD_TABLE, postfix=POSTFIX_USER, user=HOP_USER,
+                                           ports=', '.join(map(str, self.ports)))
         self.unit = HOP_UNIT_TEXT.format(user=HOP_USER, venv=HOP_VENV, config=HOP_CONFIG, cache=HOP_CACHE,
-                                         runtime=HOP_RUNTIME, ca_file=ca_file)
+                                         runtime=HOP_RUNTIME, ca_file=ca_file, nft=NFT, guard=HOP_GUARD)
+        self.files = [HopFile(HOP_CONFIG, self.config, HOP_MODE, True, False),
+                      HopFile(HOP_GUARD, self.guard, HOP_GUARD_MODE, False, False)]
+        self.files += [HopFile(path, content, HOP_MODE, True, secret)
+                       for upstream in upstreams for path, content, secret in upstream.hop_files()]
+        # The SASL passwords of the keys' logins (derived, so not in the input): the module masks them too.
+        self.logins = [upstream.password for upstream in upstreams if upstream.oauth2['files']]
 
 
 class Wanted(object):

@@ -101,7 +101,10 @@ options:
             credentials).
           - V(oauth2) (XOAUTH2) goes through the OAuth2 hop (emailproxy as the systemd service C(smarthost-oauth2-hop)),
             which Postfix reaches on 127.0.0.1 (one port per OAuth2 upstream, from 10587) with AUTH PLAIN, the client secret
-            being the SASL password. O(upstreams[].username) is the mailbox; O(upstreams[].tls) V(encrypt) or stronger (the hop
+            (or a value derived from the key) being the SASL password. The hop's ports are guarded (nftables table
+            C(inet smarthost_oauth2_hop), loaded by the hop's unit) - only Postfix (user C(postfix)) and root may connect, only
+            the hop may answer; proved after every start and on every run by a connection as C(nobody) that must be refused.
+            O(upstreams[].username) is the mailbox; O(upstreams[].tls) V(encrypt) or stronger (the hop
             always verifies the certificate and host name against O(tls_ca_file)). Needs O(oauth2_wheels).
         type: str
         choices: [none, password, oauth2]
@@ -110,24 +113,46 @@ options:
         type: dict
         suboptions:
           flow:
-            description: The OAuth2 grant; V(client_credentials) (Microsoft's for apps, C(SMTP.SendAsApp)).
+            description:
+              - The OAuth2 grant; V(client_credentials) (Microsoft's for apps, C(SMTP.SendAsApp)), with a client secret or a
+                certificate, or V(service_account) (Google Workspace, domain-wide delegation; the mailbox is the subject).
             type: str
-            choices: [client_credentials]
+            choices: [client_credentials, service_account]
             default: client_credentials
           tenant:
             description: Microsoft Entra tenant; sets the token endpoint and the default scope. One of this and O(upstreams[].oauth2.token_url).
             type: str
           token_url:
-            description: The token endpoint, an C(https) URL without query.
+            description:
+              - The token endpoint, an C(https) URL without query.
+              - With V(service_account) it replaces the key's C(token_uri); unset, the key's is used.
             type: str
           client_id:
-            description: The application (client) id. Required.
+            description: The application (client) id. Required with V(client_credentials).
             type: str
           client_secret:
-            description: The client secret. Required. Never in any output; stored only in the 0600 SASL map.
+            description:
+              - The client secret (V(client_credentials)), or O(upstreams[].oauth2.client_certificate) and
+                O(upstreams[].oauth2.client_key). Never in any output; stored only in the 0600 SASL map.
             type: str
+          client_certificate:
+            description: Certificate credentials - the app's certificate (PEM, one C(CERTIFICATE) block), with O(upstreams[].oauth2.client_key).
+            type: str
+          client_key:
+            description:
+              - The certificate's RSA private key (unencrypted PEM). Never in any output; stored only in a 0600 file of the
+                hop's user (C(/etc/smarthost-oauth2/PORT.key)).
+            type: str
+          service_account_key:
+            description:
+              - V(service_account) - the key (the JSON of the key file, or the same as a dict) with C(type), C(client_email),
+                C(private_key) and C(token_uri). Never in any output; stored only in a 0600 file of the hop's user
+                (C(/etc/smarthost-oauth2/PORT.json)).
+            type: raw
           scope:
-            description: The scope; required with O(upstreams[].oauth2.token_url).
+            description:
+              - The scope; required with O(upstreams[].oauth2.token_url) and V(client_credentials).
+              - V(service_account) defaults to C(https://mail.google.com/).
             type: str
   routes:
     description:
@@ -173,11 +198,15 @@ options:
             description: As O(upstreams[].oauth2).
             type: dict
             suboptions:
-              flow: {description: "As O(upstreams[].oauth2.flow).", type: str, choices: [client_credentials], default: client_credentials}
+              flow: {description: "As O(upstreams[].oauth2.flow).", type: str, choices: [client_credentials, service_account],
+                     default: client_credentials}
               tenant: {description: "As O(upstreams[].oauth2.tenant).", type: str}
               token_url: {description: "As O(upstreams[].oauth2.token_url).", type: str}
               client_id: {description: "As O(upstreams[].oauth2.client_id).", type: str}
               client_secret: {description: "As O(upstreams[].oauth2.client_secret).", type: str}
+              client_certificate: {description: "As O(upstreams[].oauth2.client_certificate).", type: str}
+              client_key: {description: "As O(upstreams[].oauth2.client_key).", type: str}
+              service_account_key: {description: "As O(upstreams[].oauth2.service_account_key).", type: raw}
               scope: {description: "As O(upstreams[].oauth2.scope).", type: str}
       sender_address:
         description: Rewrite the route's senders to this address on receipt (envelope and C(From) header). Needs O(routes[].senders).
@@ -585,6 +614,7 @@ service_mgr:
   sample: systemd
 """
 
+import json
 import os
 import shutil
 import socket
@@ -801,6 +831,9 @@ class RelayRun(object):
                         (MASTER_CF_MARKER, wanted.master_cf_block), files)
             change.check()
             self.check_ca_file()
+            if wanted.hop:
+                # The SASL passwords derived from keys (service account, certificate) are not in the input.
+                module.no_log_values.update(wanted.hop.logins)
             hop = HopState(module, wanted.hop, module.params['oauth2_wheels'], module.params['field_prefix'])
             hop.plan([key for plan, table in zip(change.plans, written) if table.secret for key in plan['result']['changed_keys']])
             if not module.check_mode:
@@ -1007,6 +1040,22 @@ def apply_relay(module):
     return relay_run.run()
 
 
+def _key_lines(key):
+    """A private key (PEM) and its lines that are long enough to be no common word."""
+    return [key] + [line.strip() for line in key.split('\n') if len(line.strip()) >= 16]
+
+
+def _service_account_private_key(value):
+    """The private key of a service account key (its JSON text or a dict), if one is there."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    key = value.get('private_key') if isinstance(value, dict) else None
+    return key if isinstance(key, str) and key.strip() else None
+
+
 def secrets(params):
     """Every secret of the input that is known only at run time: passwords, client keys (and their lines)."""
     found = []
@@ -1017,6 +1066,11 @@ def secrets(params):
             oauth2 = upstream.get('oauth2') if isinstance(upstream, dict) else None
             if isinstance(oauth2, dict) and oauth2.get('client_secret'):
                 found.append(str(oauth2['client_secret']))
+            if isinstance(oauth2, dict) and isinstance(oauth2.get('client_key'), str) and oauth2['client_key'].strip():
+                found.extend(_key_lines(oauth2['client_key']))
+            key = _service_account_private_key(oauth2.get('service_account_key')) if isinstance(oauth2, dict) else None
+            if key:
+                found.extend(_key_lines(key))
         key = route.get('tls_client_key')
         if isinstance(key, str) and key.strip():
             found.append(key)

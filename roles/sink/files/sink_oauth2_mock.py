@@ -6,7 +6,9 @@
 
 Grants (the two an unattended mail relay uses):
 - POST /<tenant>/oauth2/v2.0/token, grant_type=client_credentials with client_id, client_secret and
-  scope (the shape of Microsoft's identity platform);
+  scope (the shape of Microsoft's identity platform), or with certificate credentials instead of the
+  secret: a client_assertion (RS256, signed with the key of the client's registered certificate, its
+  SHA-256 thumbprint in the x5t#S256 header, aud this token URL, iss and sub the client id);
 - POST /token, grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer with an RS256 assertion signed
   by a service account's key (the shape of Google's service accounts; aud is Google's token URL, as
   google-auth writes it, or this one).
@@ -20,6 +22,7 @@ Stdlib plus PyJWT, cryptography and passlib (python3-jwt, python3-cryptography, 
 """
 
 import argparse
+import base64
 import datetime
 import http.server
 import json
@@ -32,10 +35,15 @@ import urllib.parse
 import uuid
 
 import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from passlib.hash import sha512_crypt
 
 CLIENT_CREDENTIALS = 'client_credentials'
 JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer'
+CLIENT_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
+# What a client's entry holds for each way it proves itself.
+CLIENT_PROOFS = {'secret': 'secret_hash', 'key': 'public_key', 'certificate': 'certificate'}
 MICROSOFT_TOKEN_PATH = re.compile(r'\A/([A-Za-z0-9.-]{1,100})/oauth2/v2\.0/token\Z')
 GOOGLE_TOKEN_PATH = '/token'
 INTROSPECT_PATH = '/introspect'
@@ -91,7 +99,7 @@ class Issuer(object):
 
     def _client(self, client_id, kind):
         client = self.clients.get(client_id)
-        if client is None or (kind == 'secret') != ('secret_hash' in client):
+        if client is None or CLIENT_PROOFS[kind] not in client:
             raise Refused(400, 'unauthorized_client', 'AADSTS700016: Application not found.', 'unknown client')
         return client
 
@@ -113,10 +121,13 @@ class Issuer(object):
             if form.get('grant_type') != CLIENT_CREDENTIALS:
                 raise Refused(400, 'unsupported_grant_type', 'AADSTS70003: grant type not supported here.',
                               'grant type %s' % shown(form.get('grant_type', '')))
-            client = self._client(client_id, 'secret')
+            certificate = 'client_assertion' in form
+            client = self._client(client_id, 'certificate' if certificate else 'secret')
             if client.get('tenant') != tenant:
                 raise Refused(400, 'invalid_request', 'AADSTS90002: Tenant not found.', 'tenant %s' % shown(tenant))
-            if not verify_secret(form.get('client_secret', ''), client['secret_hash']):
+            if certificate:
+                self._check_assertion(client, tenant, form)
+            elif not verify_secret(form.get('client_secret', ''), client['secret_hash']):
                 raise Refused(401, 'invalid_client', 'AADSTS7000215: Invalid client secret provided.', 'wrong secret')
             if client.get('revoked'):
                 raise Refused(401, 'invalid_client', 'AADSTS7000222: The provided client secret keys are expired.',
@@ -128,6 +139,28 @@ class Issuer(object):
             self.log('refused token request grant=%s client=%s: %s' % (CLIENT_CREDENTIALS, shown(client_id), refusal.reason))
             raise
         return self._issue(client, CLIENT_CREDENTIALS, form['scope'])
+
+    def _check_assertion(self, client, tenant, form):
+        """Certificate credentials: the client assertion signed by the key of the client's certificate."""
+        if form.get('client_assertion_type') != CLIENT_ASSERTION or 'client_secret' in form:
+            raise Refused(400, 'invalid_request', 'AADSTS50027: Invalid client assertion type.', 'assertion type')
+        certificate = x509.load_pem_x509_certificate(client['certificate'].encode('ascii'))
+        thumbprint = base64.urlsafe_b64encode(certificate.fingerprint(hashes.SHA256())).decode('ascii').rstrip('=')
+        assertion = form.get('client_assertion', '')
+        try:
+            header = jwt.get_unverified_header(assertion)
+            claims = jwt.decode(assertion, certificate.public_key(), algorithms=['RS256'],
+                                audience=self.base_url + '/%s/oauth2/v2.0/token' % tenant, issuer=client['client_id'],
+                                leeway=LEEWAY, options={'require': ['iss', 'sub', 'aud', 'exp', 'nbf', 'jti']})
+        except jwt.InvalidTokenError as exc:
+            raise Refused(401, 'invalid_client', 'AADSTS700027: Client assertion failed signature validation.',
+                          'assertion %s' % type(exc).__name__)
+        if str(header.get('x5t#S256', '')).rstrip('=') != thumbprint:
+            raise Refused(401, 'invalid_client', 'AADSTS700027: The certificate with identifier used to sign the client '
+                          'assertion is not registered on application.', 'assertion of another certificate')
+        if claims['sub'] != client['client_id'] or claims['exp'] - claims['nbf'] > MAX_ASSERTION_LIFETIME:
+            raise Refused(401, 'invalid_client', 'AADSTS700024: Client assertion is not within its valid time range.',
+                          'assertion subject or lifetime')
 
     def jwt_bearer(self, form):
         client_id = ''

@@ -104,8 +104,20 @@ def service_account_key():
     return _key()
 
 
+@pytest.fixture(scope='module')
+def app_certificate():
+    """An app's key and its self-signed certificate (as uploaded to an app registration)."""
+    key = _key()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'relay app')])
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(3).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+                   .sign(key, hashes.SHA256()))
+    return key, certificate
+
+
 @pytest.fixture()
-def endpoint(tmp_path, service_account_key):
+def endpoint(tmp_path, service_account_key, app_certificate):
     ca_file, key_file, cert_file = _certificates(str(tmp_path))
     config = {
         'address': '127.0.0.1', 'port': 0, 'base_url': 'https://127.0.0.1:0', 'token_lifetime': LIFETIME,
@@ -115,6 +127,8 @@ def endpoint(tmp_path, service_account_key):
             {'client_id': 'relay@project.iam.test', 'scope': GOOGLE_SCOPE, 'mailbox': 'relay-g@example.com',
              'public_key': service_account_key.public_key().public_bytes(
                  serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()},
+            {'client_id': 'app-cert', 'tenant': TENANT, 'scope': MS_SCOPE, 'mailbox': 'relay-c@example.com',
+             'certificate': app_certificate[1].public_bytes(serialization.Encoding.PEM).decode()},
         ],
     }
     lines = []
@@ -256,3 +270,60 @@ def test_only_posted_forms_are_answered(endpoint):
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(request, context=endpoint['context'], timeout=10)
     assert error.value.code == 405
+
+
+def _assertion(endpoint, key, certificate, tenant=TENANT, **overrides):
+    """A client assertion in the shape of certificate credentials (RS256, x5t#S256 of the certificate, padded)."""
+    import base64
+    import time
+    import uuid
+
+    import jwt
+
+    now = int(time.time())
+    claims = dict(aud=endpoint['url'] + '/%s/oauth2/v2.0/token' % tenant, iss='app-cert', sub='app-cert',
+                  jti=str(uuid.uuid4()), nbf=now, exp=now + 300)
+    claims.update(overrides)
+    thumbprint = base64.urlsafe_b64encode(certificate.fingerprint(hashes.SHA256())).decode()
+    return jwt.encode(claims, _pem(key), algorithm='RS256', headers={'x5t#S256': thumbprint})
+
+
+def _certificate_credentials(endpoint, assertion, **overrides):
+    form = dict(grant_type='client_credentials', client_id='app-cert', scope=MS_SCOPE, client_assertion=assertion,
+                client_assertion_type='urn:ietf:params:oauth:client-assertion-type:jwt-bearer')
+    form.update(overrides)
+    return _post(endpoint, '/%s/oauth2/v2.0/token' % TENANT, **form)
+
+
+def test_certificate_credentials_get_a_token_for_the_mailbox(endpoint, app_certificate):
+    status, body = _certificate_credentials(endpoint, _assertion(endpoint, *app_certificate))
+    assert status == 200, body
+    status, info = _introspect(endpoint, body['access_token'])
+    assert info['active'] is True and info['username'] == 'relay-c@example.com' and info['client_id'] == 'app-cert'
+    assert any(line.startswith('issued token ') and 'client=app-cert' in line for line in endpoint['log'])
+
+
+def test_certificate_credentials_refusals(endpoint, app_certificate):
+    key, certificate = app_certificate
+    other_key = _key()
+    cases = [
+        # Signed by another key, though naming the registered certificate.
+        _certificate_credentials(endpoint, _assertion(endpoint, other_key, certificate)),
+        # Another audience (tenant), another subject, too long-lived.
+        _certificate_credentials(endpoint, _assertion(endpoint, key, certificate, tenant='other.test')),
+        _certificate_credentials(endpoint, _assertion(endpoint, key, certificate, sub='someone')),
+        _certificate_credentials(endpoint, _assertion(endpoint, key, certificate, exp=int(__import__('time').time()) + 7200)),
+        # A client secret besides the assertion; a client with a secret cannot use an assertion.
+        _certificate_credentials(endpoint, _assertion(endpoint, key, certificate), client_secret=SECRET),
+        _certificate_credentials(endpoint, _assertion(endpoint, key, certificate), client_id='app-1'),
+    ]
+    assert [(status, body['error']) for status, body in cases] == [
+        (401, 'invalid_client'), (401, 'invalid_client'), (401, 'invalid_client'), (401, 'invalid_client'),
+        (400, 'invalid_request'), (400, 'unauthorized_client')]
+    # The thumbprint of another certificate (same key): refused too.
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'other')])
+    other = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key()).serial_number(4)
+             .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    status, body = _certificate_credentials(endpoint, _assertion(endpoint, key, other))
+    assert (status, body['error']) == (401, 'invalid_client') and 'not registered' in body['error_description']

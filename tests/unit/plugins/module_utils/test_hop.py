@@ -13,6 +13,7 @@ import pytest
 
 from ansible_collections.smarthost.postfix.plugins.module_utils import _hop as hop
 from ansible_collections.smarthost.postfix.plugins.module_utils import _relay_model as model
+from ansible_collections.smarthost.postfix.plugins.module_utils._config import masked
 from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import PostfixError
 
 UPSTREAM = dict(host='smtp.office365.com', username='relay@example.com',
@@ -38,17 +39,21 @@ def host(tmp_path, monkeypatch):
     """The hop's paths in tmp_path, and a wheel directory with the requirements."""
     paths = dict(HOP_CONFIG=tmp_path / 'etc' / 'emailproxy.config', HOP_UNIT=tmp_path / 'hop.service',
                  HOP_INSTALLED=tmp_path / 'venv' / 'smarthost-requirements.txt', HOP_VENV=tmp_path / 'venv',
-                 HOP_CONFIG_DIRECTORY=tmp_path / 'etc', HOP_HOME=tmp_path / 'home')
+                 HOP_CONFIG_DIRECTORY=tmp_path / 'etc', HOP_HOME=tmp_path / 'home', HOP_GUARD=tmp_path / 'etc' / 'guard.nft')
     for name, path in paths.items():
-        monkeypatch.setattr(hop, name, str(path))
+        monkeypatch.setattr(hop, name, str(path), raising=False)
+        # The hop's files are the model's (Hop.files): their paths too.
+        monkeypatch.setattr(model, name, str(path))
+    # The guard holds unless a test says otherwise (unguarded_ports itself: test_the_guard_probe_...).
+    monkeypatch.setattr(hop, 'unguarded_ports', lambda ports: [])
     wheels = tmp_path / 'wheels'
     wheels.mkdir()
     (wheels / model.HOP_REQUIREMENTS).write_text(REQUIREMENTS)
     return dict((name, str(path)) for name, path in paths.items()), str(wheels)
 
 
-def wanted():
-    return model.load(dict(upstreams=[UPSTREAM]), 'relay_').wanted(model.Host('3.7.11', 'relay.example.com')).hop
+def wanted(upstream=None):
+    return model.load(dict(upstreams=[upstream or UPSTREAM]), 'relay_').wanted(model.Host('3.7.11', 'relay.example.com')).hop
 
 
 def installed(paths, hop_wanted, mode=0o600):
@@ -58,8 +63,10 @@ def installed(paths, hop_wanted, mode=0o600):
     with open(paths['HOP_INSTALLED'], 'w') as handle:
         handle.write(REQUIREMENTS)
     os.makedirs(paths['HOP_CONFIG_DIRECTORY'])
-    with open(paths['HOP_CONFIG'], 'w') as handle:
-        handle.write(hop_wanted.config)
+    for item in hop_wanted.files:
+        with open(item.path, 'w') as handle:
+            handle.write(item.content)
+        os.chmod(item.path, int(item.mode, 8))
     os.chmod(paths['HOP_CONFIG'], mode)
     with open(paths['HOP_UNIT'], 'w') as handle:
         handle.write(hop_wanted.unit)
@@ -72,7 +79,7 @@ def test_a_fresh_host_needs_everything(host):
     assert state.changed and state.venv_needed and state.config_changed and state.unit_changed
     assert state.reasons() == ['oauth2 hop venv', 'oauth2 hop config', 'oauth2 hop unit', 'oauth2 hop not running']
     diffs = [entry['after_header'] for entry in state.diff()]
-    assert diffs == [paths['HOP_CONFIG'], paths['HOP_UNIT'], paths['HOP_INSTALLED']]
+    assert diffs == [paths['HOP_CONFIG'], paths['HOP_GUARD'], paths['HOP_UNIT'], paths['HOP_INSTALLED']]
 
 
 def test_only_a_changed_secret_of_a_hop_listener_restarts_the_hop(host, monkeypatch):
@@ -138,3 +145,85 @@ def test_no_oauth2_upstream_left_removes_what_is_there(host):
     assert state.changed and [entry['after'] for entry in state.diff()] == ['absent\n']
     state.remove()
     assert state.removed and not os.path.exists(paths['HOP_HOME'])
+
+
+def owned_by_whoever_runs_the_test(monkeypatch):
+    """The owner check needs the hop's user and root; here every file's owner is whoever runs the test."""
+    name = __import__('pwd').getpwuid(os.getuid()).pw_name
+    monkeypatch.setattr(hop, 'HOP_USER', name)
+    monkeypatch.setattr(hop, '_mode_differs', lambda item: '%04o' % (os.stat(item.path).st_mode & 0o7777) != item.mode
+                        if os.path.exists(item.path) else True)
+
+
+def test_a_key_file_is_written_by_the_plan_and_its_diff_never_shows_it(host, monkeypatch):
+    paths, wheels = host
+    key = '-----BEGIN PRIVATE KEY-----\n' + 'QUJD' * 16 + '\n-----END PRIVATE KEY-----\n'
+    upstream = dict(UPSTREAM, oauth2=dict(tenant='contoso', client_id='app', client_key=key,
+                                          client_certificate=key.replace('PRIVATE KEY', 'CERTIFICATE').replace('QUJD', 'Q0VS')))
+    hop_wanted = wanted(upstream)
+    state = hop.HopState(Module(running=False), hop_wanted, wheels, 'relay_')
+    state.plan([])
+    key_path = os.path.join(paths['HOP_CONFIG_DIRECTORY'], '10587.key')
+    diffs = dict((entry['after_header'], entry) for entry in state.diff())
+    assert diffs[key_path]['after'] == masked(key) and 'QUJD' not in repr(state.diff())
+    # The certificate is no secret: its diff shows it.
+    assert 'Q0VS' in diffs[os.path.join(paths['HOP_CONFIG_DIRECTORY'], '10587.crt')]['after']
+    installed(paths, hop_wanted)
+    owned_by_whoever_runs_the_test(monkeypatch)
+    state = hop.HopState(Module(running=True), hop_wanted, wheels, 'relay_')
+    state.plan([])
+    assert not state.changed
+    # Another key: a change (a restart), shown as a changed secret only.
+    with open(key_path, 'w') as handle:
+        handle.write(key.replace('QUJD', 'REVG'))
+    state = hop.HopState(Module(running=True), hop_wanted, wheels, 'relay_')
+    state.plan([])
+    assert state.changed and state.reasons() == ['oauth2 hop config']
+    assert [entry['after'] for entry in state.diff()] == [masked(key, True)] and masked(key, True) != masked(key)
+    assert 'REVG' not in repr(state.diff()) and 'QUJD' not in repr(state.diff())
+
+
+def test_a_file_of_an_upstream_gone_is_removed(host, monkeypatch):
+    paths, wheels = host
+    hop_wanted = wanted()
+    installed(paths, hop_wanted)
+    owned_by_whoever_runs_the_test(monkeypatch)
+    stale = os.path.join(paths['HOP_CONFIG_DIRECTORY'], '10588.json')
+    with open(stale, 'w') as handle:
+        handle.write('{}\n')
+    state = hop.HopState(Module(running=True), hop_wanted, wheels, 'relay_')
+    state.plan([])
+    assert state.changed and state.stale_files == [stale]
+    assert [(entry['after_header'], entry['after']) for entry in state.diff()] == [(stale, 'absent\n')]
+
+
+def test_a_running_hop_whose_guard_is_gone_is_restarted(host, monkeypatch):
+    paths, wheels = host
+    hop_wanted = wanted()
+    installed(paths, hop_wanted)
+    owned_by_whoever_runs_the_test(monkeypatch)
+    monkeypatch.setattr(hop, 'unguarded_ports', lambda ports: ['port %d accepted the connection' % port for port in ports])
+    state = hop.HopState(Module(running=True), hop_wanted, wheels, 'relay_')
+    state.plan([])
+    assert state.changed and state.reasons() == ['oauth2 hop guard'] and not state.current()
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason='the probe drops to the user nobody: root only')
+def test_the_guard_probe_connects_as_nobody_and_sees_an_open_port_and_a_refusal(monkeypatch):
+    import socket
+
+    monkeypatch.undo()
+    listener = socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(1)
+    open_port = listener.getsockname()[1]
+    closed = socket.socket()
+    closed.bind(('127.0.0.1', 0))
+    closed_port = closed.getsockname()[1]
+    try:
+        # Nothing guards these ports here: the open one takes nobody's connection, the closed one refuses it.
+        assert hop.unguarded_ports([open_port, closed_port]) == ['port %d accepted the connection' % open_port]
+        assert hop.unguarded_ports([closed_port]) == []
+    finally:
+        listener.close()
+        closed.close()

@@ -145,7 +145,7 @@ def test_the_role_ships_the_requirements_the_model_names_pinned_with_hashes():
      'is not an https URL'),
     (dict(tenant=None, token_url='https://idp.test/token'), 'relay_upstreams[0].oauth2.scope', 'is required with token_url'),
     (dict(scope='a  b'), 'relay_upstreams[0].oauth2.scope', 'is not a scope'),
-    (dict(flow='service_account'), 'relay_upstreams[0].oauth2.flow', 'is not one of client_credentials'),
+    (dict(flow='password'), 'relay_upstreams[0].oauth2.flow', 'is not one of client_credentials, service_account'),
     (dict(client_secret=' padded'), 'relay_upstreams[0].oauth2.client_secret', 'must not start or end with blanks'),
     (dict(certificate='x'), 'relay_upstreams[0].oauth2', 'unknown key(s) certificate'),
 ])

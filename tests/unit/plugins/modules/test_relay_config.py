@@ -22,6 +22,7 @@ import yaml
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.smarthost.postfix.plugins.module_utils import _relay_model as model
+from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import SECRET_MASK
 from ansible_collections.smarthost.postfix.plugins.modules import relay_config
 from ansible_collections.smarthost.postfix.tests.unit.plugins.modules import smtp_probe_servers as servers
 from ansible_collections.smarthost.postfix.tests.unit.plugins.modules.postmap_run import POSTMAP, query, run_main
@@ -637,3 +638,30 @@ def test_an_oauth2_upstream_without_the_wheels_fails_before_any_change(relay, ho
     assert result['failed'] and result['msg'].startswith('relay_oauth2_wheels: the OAuth2 hop is not installed')
     assert snapshot(host) == before
     assert O2_SECRET not in output
+
+
+@pytest.mark.skipif(os.path.exists(model.HOP_CONFIG_DIRECTORY), reason='this machine has an OAuth2 hop of its own')
+def test_check_mode_with_keys_shows_neither_a_key_nor_the_login_derived_from_it(relay, host, wheels):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode('ascii')
+    account = dict(type='service_account', client_email='relay@project.iam.gserviceaccount.com', private_key=key,
+                   token_uri='https://oauth2.googleapis.com/token', project_id='project')
+    google = dict(host='smtp.gmail.com', port=465, implicit_tls=True, tls='verify', username='relay-g@example.com',
+                  oauth2=dict(flow='service_account', service_account_key=json.dumps(account)))
+    cert = dict(O2_UPSTREAM, username='relay-c@example.com', oauth2=dict(
+        tenant='contoso', client_id='app', client_key=key,
+        client_certificate='-----BEGIN CERTIFICATE-----\n' + 'Q0VS' * 16 + '\n-----END CERTIFICATE-----\n'))
+    before = snapshot(host)
+    result, output = relay(check_mode=True, diff=True, preflight=False, oauth2_wheels=wheels, upstreams=[google, cert])
+    assert result['changed'] and snapshot(host) == before
+    diffs = dict((entry['after_header'], entry) for entry in result['diff'])
+    assert diffs[model.HOP_CONFIG_DIRECTORY + '/10587.json']['after'] == SECRET_MASK + '\n'
+    assert diffs[model.HOP_CONFIG_DIRECTORY + '/10588.key']['after'] == SECRET_MASK + '\n'
+    assert 'Q0VS' in diffs[model.HOP_CONFIG_DIRECTORY + '/10588.crt']['after']
+    assert 'tcp dport { 10587, 10588 }' in diffs[model.HOP_GUARD]['after']
+    logins = [model.load(dict(upstreams=[upstream]), 'relay_').upstreams[0].password for upstream in (google, cert)]
+    key_lines = [line for line in key.splitlines() if not line.startswith('-----')]
+    assert not [piece for piece in logins + key_lines if piece in output]
