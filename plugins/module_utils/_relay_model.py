@@ -208,14 +208,14 @@ _LOCAL_PART = re.compile(r'\A[A-Za-z0-9_%+=-]+(?:\.[A-Za-z0-9_%+=-]+)*\Z')
 _PARAMETER_NAME = re.compile(r'\A[A-Za-z][A-Za-z0-9_-]*\Z')
 _PATH = re.compile(r'\A(?:/[A-Za-z0-9._+-]+)+\Z')
 # What the hop's config file (an INI file, read without interpolation) may hold of the OAuth2 settings:
-# field, its pattern, and what the error calls a value that does not match.
-_OAUTH2_TEXT = (
-    ('client_id', re.compile(r'\A[A-Za-z0-9][A-Za-z0-9._@-]{0,127}\Z'), 'a client id (letters, digits and ._@-)'),
-    ('tenant', re.compile(r'\A[A-Za-z0-9][A-Za-z0-9.-]{0,127}\Z'), 'a tenant (its id, or a domain name)'),
-    ('token_url', re.compile(r'\Ahttps://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~!$&()*+,;=:@%-]*)*\Z'),
-     'an https URL without query (the token endpoint)'),
-    ('scope', re.compile(r'\A[A-Za-z0-9._~:/@-]+(?: [A-Za-z0-9._~:/@-]+)*\Z'), 'a scope (space-separated URLs or names)'),
-)
+# field: its pattern, and what the error calls a value that does not match (checked in this order).
+_OAUTH2_TEXT = {
+    'client_id': (re.compile(r'\A[A-Za-z0-9][A-Za-z0-9._@-]{0,127}\Z'), 'a client id (letters, digits and ._@-)'),
+    'tenant': (re.compile(r'\A[A-Za-z0-9][A-Za-z0-9.-]{0,127}\Z'), 'a tenant (its id, or a domain name)'),
+    'token_url': (re.compile(r'\Ahttps://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~!$&()*+,;=:@%-]*)*\Z'),
+                  'an https URL without query (the token endpoint)'),
+    'scope': (re.compile(r'\A[A-Za-z0-9._~:/@-]+(?: [A-Za-z0-9._~:/@-]+)*\Z'), 'a scope (space-separated URLs or names)'),
+}
 _DIGITS = re.compile(r'\A[0-9]{1,5}\Z')
 # A route's name: part of a master.cf service name, of file names and of per-transport parameter names.
 _ROUTE_NAME = re.compile(r'\A[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?\Z')
@@ -701,7 +701,7 @@ def _oauth2_upstream(check, field, values, remote):
     oauth2 = _entry(check, where, raw, OAUTH2_OPTIONS, 'client_id')
     given = dict(oauth2)
     oauth2['flow'] = check.choice(where + '.flow', oauth2['flow'], OAUTH2_FLOWS)
-    for name, pattern, what in _OAUTH2_TEXT:
+    for name, (pattern, what) in _OAUTH2_TEXT.items():
         if oauth2[name] is None:
             continue
         text = check.text('%s.%s' % (where, name), oauth2[name])
@@ -825,9 +825,9 @@ def _service_account_key(check, field, value):
         check.fail(field + '.type', "'%s' is not %s" % (shown(value['type']), SERVICE_ACCOUNT_TYPE))
     check.address(field + '.client_email', value['client_email'])
     check.pem(field + '.private_key', value['private_key'], ('PRIVATE KEY',), True)
-    token_url = dict((name, (pattern, text)) for name, pattern, text in _OAUTH2_TEXT)['token_url']
-    if not token_url[0].match(value['token_uri']):
-        check.fail(field + '.token_uri', "'%s' is not %s" % (shown(value['token_uri']), token_url[1]))
+    pattern, what = _OAUTH2_TEXT['token_url']
+    if not pattern.match(value['token_uri']):
+        check.fail(field + '.token_uri', "'%s' is not %s" % (shown(value['token_uri']), what))
     return dict(value) if len(check.errors) == before else None
 
 
