@@ -83,9 +83,9 @@ OAUTH2_FLOWS = ('client_credentials', 'service_account')
 # Microsoft identity platform: the token endpoint of a tenant, and the scope of SMTP AUTH for an app.
 MICROSOFT_TOKEN_URL = 'https://login.microsoftonline.com/%s/oauth2/v2.0/token'
 MICROSOFT_SCOPE = 'https://outlook.office365.com/.default'
-# Google Workspace: the scope of SMTP (and IMAP) for a service account; the token endpoint is the key's token_uri.
+# Google Workspace: the scope of SMTP (and IMAP) for a service account, and what the account's key (JSON)
+# must hold for google-auth, every value a string; the token endpoint is the key's token_uri.
 GOOGLE_SCOPE = 'https://mail.google.com/'
-# What a service account key (JSON) must hold for google-auth; every value is a string.
 SERVICE_ACCOUNT_TYPE = 'service_account'
 SERVICE_ACCOUNT_FIELDS = ('type', 'client_email', 'private_key', 'token_uri')
 # The OAuth2 hop (emailproxy, docs/oauth2-design.md): Postfix relays to it on loopback with AUTH PLAIN,
@@ -146,12 +146,10 @@ SENDER_CANONICAL_MAP = 'relay_sender_canonical'
 HEADER_CHECKS = 'relay_header_checks'
 SENDER_ALLOWLIST = 'relay_sender_allowlist'
 RECIPIENT_DOMAINS = 'relay_recipient_domains'
-# The default route's client certificate and key; a route's are ROUTE_FILE_PREFIX + name + these.
-CLIENT_CERT = 'relay_client.crt'
-CLIENT_KEY = 'relay_client.key'
-# A named route's files: ROUTE_FILE_PREFIX + route name + one of ROUTE_FILE_KINDS.
+# A route's own files by kind (its SASL and TLS policy maps, its client certificate and key): the default
+# route's are these, a named route's are ROUTE_FILE_PREFIX + route name + '_' + kind.
+ROUTE_FILES = {'sasl': SASL_MAP, 'tls': TLS_POLICY_MAP, 'client.crt': 'relay_client.crt', 'client.key': 'relay_client.key'}
 ROUTE_FILE_PREFIX = 'relay_route_'
-ROUTE_FILE_KINDS = ('_sasl', '_tls', '_client.crt', '_client.key')
 # A named route's master.cf service and the prefix of its per-transport main.cf parameters.
 ROUTE_TRANSPORT = 'relay-'
 DEFAULT_TRANSPORT = 'smtp'
@@ -912,11 +910,8 @@ class Route(object):
         self.name = name
         self.field = field
         self.transport = DEFAULT_TRANSPORT if name is None else ROUTE_TRANSPORT + name
-        prefix = '' if name is None else ROUTE_FILE_PREFIX + name
-        self.sasl_map = SASL_MAP if name is None else prefix + ROUTE_FILE_KINDS[0]
-        self.tls_map = TLS_POLICY_MAP if name is None else prefix + ROUTE_FILE_KINDS[1]
-        self.cert_file = CLIENT_CERT if name is None else prefix + ROUTE_FILE_KINDS[2]
-        self.key_file = CLIENT_KEY if name is None else prefix + ROUTE_FILE_KINDS[3]
+        own = [ROUTE_FILES[kind] if name is None else '%s%s_%s' % (ROUTE_FILE_PREFIX, name, kind) for kind in ROUTE_FILES]
+        self.sasl_map, self.tls_map, self.cert_file, self.key_file = own
         self.upstreams = []
         self.senders = []
         self.domains = []
@@ -1435,9 +1430,9 @@ MAIN_CF = (
     Parameter('smtp_tls_policy_maps', 'upstreams', lambda r, h: r.map_spec(TLS_POLICY_MAP), probe=True),
     Parameter('smtp_tls_CAfile', 'tls_ca_file', lambda r, h: r.tls_ca_file, probe=True),
     Parameter('smtp_tls_cert_file', 'tls_client_cert',
-              lambda r, h: r.path(CLIENT_CERT) if r.default_route.tls_client_cert else '', probe=True),
+              lambda r, h: r.path(r.default_route.cert_file) if r.default_route.tls_client_cert else '', probe=True),
     Parameter('smtp_tls_key_file', 'tls_client_key',
-              lambda r, h: r.path(CLIENT_KEY) if r.default_route.tls_client_cert else '', probe=True),
+              lambda r, h: r.path(r.default_route.key_file) if r.default_route.tls_client_cert else '', probe=True),
     Parameter('smtp_tls_loglevel', SET_BY_RELAY, lambda r, h: '1'),
     Parameter('smtp_tls_session_cache_database', 'session_cache_type',
               lambda r, h: '%s:${data_directory}/smtp_scache' % r.session_cache_type),
@@ -1606,8 +1601,8 @@ class Wanted(object):
         owned = set(table.name + suffix for table in self.tables for suffix in suffixes)
         owned.update(item.name for item in self.files)
         owned.update(LEGACY_FILES)
-        kinds, endings = '|'.join(map(re.escape, ROUTE_FILE_KINDS)), '|'.join(map(re.escape, suffixes))
-        routes = re.compile(r'\A%s[a-z0-9-]+(%s)(%s)\Z' % (re.escape(ROUTE_FILE_PREFIX), kinds, endings))
+        kinds, endings = '|'.join(map(re.escape, ROUTE_FILES)), '|'.join(map(re.escape, suffixes))
+        routes = re.compile(r'\A%s[a-z0-9-]+_(%s)(%s)\Z' % (re.escape(ROUTE_FILE_PREFIX), kinds, endings))
         return sorted(name for name in names if (name in owned or routes.match(name)) and name not in keep)
 
     def probe_parameters(self, live):
