@@ -1,10 +1,9 @@
 """Figure 2, fleet: N relays in one play (forks = N), the first converge, the no-op rerun, and the ping over the same N.
 
 Each run starts the relays of every size at once (booting them is not measured), then for one size after
-the other, each on its own relays: the first converge, `ansible -m ping` over those N relays, the no-op
-rerun, and the no-op with Ansible's fact cache (the role's setup task skipped). At the end of the run it
-removes them all: a converged relay is idle, and removing containers can make the lab's DNS miss look-ups
-(the next converge's preflight) for a moment.
+the other, each on its own relays: the first converge, `ansible -m ping` over those N relays, then the no-op
+rerun. At the end of the run it removes them all: a converged relay is idle, and removing containers can make
+the lab's DNS miss look-ups (the next converge's preflight) for a moment.
 """
 from lab import PREINSTALLED_IMAGE, fleet_names, log, median, ratio
 

@@ -246,7 +246,8 @@ def method(settings):
   a fleet (`BENCH_CONNECTION=podman` uses the podman connection plugin instead, which cannot pipeline).
   It prepares upstream A and fallback B with `molecule/shared/prepare.yml` (the `sink` role: STARTTLS on
   587, AUTH required, self-signed CA) and converges relays with `molecule/shared/converge.yml` (the
-  `relay` role with the lab's upstreams).
+  `relay` role with the lab's upstreams, applied with `roles:` as the README and `playbooks/relay.yml` do: per
+  relay, Ansible's check of the role's argument spec, then the role's one task).
 - Each figure is the median of {settings['runs']} runs (`BENCH_RUNS`); every comparison (floor, reference,
   variant) is measured inside the same run and ratios are taken per run. The machine is shared and
   noisy: compare the ratios, not the absolute seconds.
