@@ -17,7 +17,9 @@ service definitions between BEGIN/END marker lines, which is replaced whole (or 
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import re
 import shutil
 import tempfile
@@ -147,17 +149,19 @@ def masked(text, changed=False):
 
 
 class PlainFile(object):
-    """A file written as given (a regexp table, a certificate): planned, diffed and applied by ConfigChange."""
+    """A file written as given (a regexp table, a certificate, a file of the OAuth2 hop): planned, diffed and
+    applied by ConfigChange and HopState. With owner (a user whose group has the same name), owner and group are
+    part of the file's wanted state; without, they stay as they are."""
 
-    def __init__(self, path, content, mode, secret):
-        self.path, self.content, self.mode, self.secret = path, content, mode, secret
+    def __init__(self, path, content, mode, secret, owner=None):
+        self.path, self.content, self.mode, self.secret, self.owner = path, content, mode, secret, owner
         self.before = read_source(path)
         self.rewrite = self.before != content
-        self.mode_differs = self.before is not None and '%04o' % (os.stat(path).st_mode & 0o7777) != mode
+        self.attributes_differ = self.before is not None and _attributes(path, owner is not None) != (mode, owner, owner)
 
     @property
     def changed(self):
-        return self.rewrite or self.mode_differs
+        return self.rewrite or self.attributes_differ
 
     def diff(self):
         if self.secret:
@@ -169,7 +173,24 @@ class PlainFile(object):
             # Private until the mode is set: atomic_move gives a file it creates 0666 & ~umask.
             with private_umask():
                 write_file(module, self.path, self.content, int(self.mode, 8))
-        module.set_fs_attributes_if_different(module.load_file_common_arguments(dict(mode=self.mode), path=self.path), False)
+        wanted = dict(mode=self.mode) if self.owner is None else dict(mode=self.mode, owner=self.owner, group=self.owner)
+        module.set_fs_attributes_if_different(module.load_file_common_arguments(wanted, path=self.path), False)
+
+
+def _attributes(path, with_owner):
+    """A file's mode and, with_owner, its owner's and group's names (None for an id without a name)."""
+    stat = os.stat(path)
+    if not with_owner:
+        return '%04o' % (stat.st_mode & 0o7777), None, None
+    try:
+        owner = pwd.getpwuid(stat.st_uid).pw_name
+    except KeyError:
+        owner = None
+    try:
+        group = grp.getgrgid(stat.st_gid).gr_name
+    except KeyError:
+        group = None
+    return '%04o' % (stat.st_mode & 0o7777), owner, group
 
 
 def master_running(queue_directory):

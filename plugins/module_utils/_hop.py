@@ -25,7 +25,7 @@ import shutil
 import socket
 import time
 
-from ansible_collections.smarthost.postfix.plugins.module_utils._config import diff_entry, masked, write_file
+from ansible_collections.smarthost.postfix.plugins.module_utils._config import PlainFile, diff_entry, write_file
 from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import PostfixError, last_lines
 from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import (
     HOP_ADDRESS,
@@ -67,8 +67,8 @@ class HopState(object):
         self.venv_needed = self.user_needed = self.secrets_changed = False
         self.restarted = self.removed = self.running = False
         self.unguarded = []
-        self.files_before = {}
-        self.changed_files = self.stale_files = []
+        # The hop's files (PlainFile: content, mode, owner), those to write, and those no upstream needs any more.
+        self.files = self.changed_files = self.stale_files = []
 
     # ---- plan -----------------------------------------------------------------------------------
 
@@ -82,15 +82,14 @@ class HopState(object):
         return self.hop is not None and self.unit_before != self.hop.unit
 
     def _read_files(self):
-        """The hop's files as the host has them (wanted or not), and those to write and to remove."""
-        wanted = dict((item.path, item) for item in self.hop.files)
+        """The hop's files as the host has them, and those to write and to remove."""
+        self.files = [PlainFile(item.path, item.content, item.mode, item.secret, _owner(item)) for item in self.hop.files]
+        self.changed_files = [item for item in self.files if item.changed]
         try:
             present = [os.path.join(HOP_CONFIG_DIRECTORY, name) for name in os.listdir(HOP_CONFIG_DIRECTORY)]
         except OSError:
             present = []
-        self.files_before = dict((path, read_source(path)) for path in set(present) | set(wanted))
-        self.changed_files = [item for item in self.hop.files
-                              if self.files_before[item.path] != item.content or _mode_differs(item)]
+        wanted = set(item.path for item in self.files)
         self.stale_files = sorted(path for path in present if path not in wanted)
 
     def plan(self, changed_keys):
@@ -137,14 +136,7 @@ class HopState(object):
         if self.hop is None:
             return [dict(before_header=path, after_header=path, before='present\n', after='absent\n')
                     for path in (HOP_UNIT, HOP_CONFIG_DIRECTORY, HOP_HOME) if os.path.exists(path)]
-        entries = []
-        for item in self.hop.files:
-            before = self.files_before[item.path]
-            if before != item.content:
-                if item.secret:
-                    entries.append(diff_entry(item.path, masked(before), masked(item.content, before is not None)))
-                else:
-                    entries.append(diff_entry(item.path, before, item.content))
+        entries = [item.diff() for item in self.files if item.rewrite]
         entries.extend(dict(before_header=path, after_header=path, before='present\n', after='absent\n')
                        for path in self.stale_files)
         if self.unit_before != self.hop.unit:
@@ -176,15 +168,12 @@ class HopState(object):
                        '--shell', '/usr/sbin/nologin', '--user-group', HOP_USER], 'creating the user %s' % HOP_USER)
         if self.venv_needed:
             self._install()
-        uid, gid = pwd.getpwnam(HOP_USER).pw_uid, grp.getgrnam(HOP_USER).gr_gid
         if not os.path.isdir(HOP_CONFIG_DIRECTORY):
             os.mkdir(HOP_CONFIG_DIRECTORY, 0o750)
-        os.chown(HOP_CONFIG_DIRECTORY, 0, gid)
+        os.chown(HOP_CONFIG_DIRECTORY, 0, grp.getgrnam(HOP_USER).gr_gid)
         os.chmod(HOP_CONFIG_DIRECTORY, 0o750)
         for item in self.changed_files:
-            write_file(self.module, item.path, item.content, int(item.mode, 8))
-            os.chown(item.path, uid if item.hop_owned else 0, gid if item.hop_owned else 0)
-            os.chmod(item.path, int(item.mode, 8))
+            item.apply(self.module)
         for path in self.stale_files:
             os.unlink(path)
         systemctl = self.module.get_bin_path('systemctl', required=True)
@@ -265,17 +254,9 @@ def _user_exists(name):
     return True
 
 
-def _mode_differs(item):
-    """Whether a file of the hop has another mode or owner than it should (or is missing)."""
-    try:
-        stat = os.stat(item.path)
-    except OSError:
-        return True
-    try:
-        owner = pwd.getpwuid(stat.st_uid).pw_name
-    except KeyError:
-        owner = None
-    return '%04o' % (stat.st_mode & 0o7777) != item.mode or owner != (HOP_USER if item.hop_owned else 'root')
+def _owner(item):
+    """The user (and group, of the same name) a file of the hop belongs to: the hop's user or root."""
+    return HOP_USER if item.hop_owned else 'root'
 
 
 def unguarded_ports(ports):

@@ -3,11 +3,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """The managed block of a file (master.cf's routes, the aliases' root entry): replaced whole, nothing else touched.
-Whether Postfix runs: the queue directory's master.pid names a live master process."""
+Whether Postfix runs: the queue directory's master.pid names a live master process. A plain file's plan: content,
+mode and, where it has one, owner."""
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import subprocess
 import sys
 
@@ -130,3 +133,31 @@ def test_running_looks_in_the_queue_directory_of_the_live_main_cf(monkeypatch, m
     looked = []
     monkeypatch.setattr(_config, 'master_running', lambda queue: looked.append(queue) or True)
     assert change.running() and looked == [looked_in] and change.postfix.asked == asked
+
+
+def test_a_plain_file_is_planned_by_content_and_mode(tmp_path):
+    path = str(tmp_path / 'relay_header_checks')
+    missing = _config.PlainFile(path, 'a\n', '0644', False)
+    assert missing.rewrite and missing.changed and not missing.attributes_differ
+    with open(path, 'w') as handle:
+        handle.write('a\n')
+    os.chmod(path, 0o600)
+    plain = _config.PlainFile(path, 'a\n', '0644', False)
+    assert not plain.rewrite and plain.attributes_differ and plain.changed
+    os.chmod(path, 0o644)
+    assert not _config.PlainFile(path, 'a\n', '0644', False).changed
+    assert _config.PlainFile(path, 'b\n', '0644', False).rewrite
+
+
+def test_a_plain_file_with_an_owner_wants_that_owner_and_the_group_of_its_name(tmp_path):
+    path = str(tmp_path / 'guard.nft')
+    with open(path, 'w') as handle:
+        handle.write('table\n')
+    os.chmod(path, 0o644)
+    stat = os.stat(path)
+    owner, group = pwd.getpwuid(stat.st_uid).pw_name, grp.getgrgid(stat.st_gid).gr_name
+    other = _config.PlainFile(path, 'table\n', '0644', False, owner='smarthost-no-such-user')
+    assert not other.rewrite and other.attributes_differ and other.changed
+    if owner != group:
+        pytest.skip('the test user %s has the primary group %s, not one of its name' % (owner, group))
+    assert not _config.PlainFile(path, 'table\n', '0644', False, owner=owner).changed

@@ -658,8 +658,9 @@ def test_check_mode_with_keys_shows_neither_a_key_nor_the_login_derived_from_it(
     result, output = relay(check_mode=True, diff=True, preflight=False, oauth2_wheels=wheels, upstreams=[google, cert])
     assert result['changed'] and snapshot(host) == before
     diffs = dict((entry['after_header'], entry) for entry in result['diff'])
-    assert diffs[model.HOP_CONFIG_DIRECTORY + '/10587.json']['after'] == SECRET_MASK + '\n'
-    assert diffs[model.HOP_CONFIG_DIRECTORY + '/10588.key']['after'] == SECRET_MASK + '\n'
+    # New secret files, shown as the relay's other secret files are: masked, marked changed.
+    assert diffs[model.HOP_CONFIG_DIRECTORY + '/10587.json']['after'] == SECRET_MASK + ' (changed)\n'
+    assert diffs[model.HOP_CONFIG_DIRECTORY + '/10588.key']['after'] == SECRET_MASK + ' (changed)\n'
     assert 'Q0VS' in diffs[model.HOP_CONFIG_DIRECTORY + '/10588.crt']['after']
     assert 'tcp dport { 10587, 10588 }' in diffs[model.HOP_GUARD]['after']
     logins = [model.load(dict(upstreams=[upstream]), 'relay_').upstreams[0].password for upstream in (google, cert)]
