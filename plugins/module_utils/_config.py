@@ -141,6 +141,11 @@ def diff_entry(path, before, after):
     return {'before_header': path, 'after_header': path, 'before': before or '', 'after': after}
 
 
+def removal_entry(path):
+    """The diff of a file (or directory) that the run removes: its name, never its content."""
+    return diff_entry(path, 'present\n', 'absent\n')
+
+
 def masked(text, changed=False):
     """What a diff shows of a secret file: that it exists, and whether it changes; never a line of it."""
     if text is None:

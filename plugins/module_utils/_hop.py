@@ -25,7 +25,7 @@ import shutil
 import socket
 import time
 
-from ansible_collections.smarthost.postfix.plugins.module_utils._config import PlainFile, diff_entry, write_file
+from ansible_collections.smarthost.postfix.plugins.module_utils._config import PlainFile, diff_entry, removal_entry, write_file
 from ansible_collections.smarthost.postfix.plugins.module_utils._postfix import PostfixError, last_lines
 from ansible_collections.smarthost.postfix.plugins.module_utils._relay_model import (
     HOP_ADDRESS,
@@ -134,11 +134,9 @@ class HopState(object):
 
     def diff(self):
         if self.hop is None:
-            return [dict(before_header=path, after_header=path, before='present\n', after='absent\n')
-                    for path in (HOP_UNIT, HOP_CONFIG_DIRECTORY, HOP_HOME) if os.path.exists(path)]
+            return [removal_entry(path) for path in (HOP_UNIT, HOP_CONFIG_DIRECTORY, HOP_HOME) if os.path.exists(path)]
         entries = [item.diff() for item in self.files if item.rewrite]
-        entries.extend(dict(before_header=path, after_header=path, before='present\n', after='absent\n')
-                       for path in self.stale_files)
+        entries.extend(removal_entry(path) for path in self.stale_files)
         if self.unit_before != self.hop.unit:
             entries.append(diff_entry(HOP_UNIT, self.unit_before, self.hop.unit))
         if self.venv_needed:
@@ -207,8 +205,8 @@ class HopState(object):
             if waiting:
                 time.sleep(0.2)
         if waiting:
-            raise PostfixError('%s does not listen on 127.0.0.1 port %s %d s after its start: see journalctl -u %s'
-                               % (HOP_SERVICE, ', '.join(map(str, waiting)), START_TIMEOUT, HOP_SERVICE))
+            raise PostfixError('%s does not listen on %s port %s %d s after its start: see journalctl -u %s'
+                               % (HOP_SERVICE, HOP_ADDRESS, ', '.join(map(str, waiting)), START_TIMEOUT, HOP_SERVICE))
 
     def _prove_guard(self):
         """A connection as HOP_PROBE_USER to each of the hop's ports must be refused; else the hop is stopped."""
@@ -306,7 +304,7 @@ def unguarded_ports(ports):
 
 def _listens(port):
     try:
-        with socket.create_connection(('127.0.0.1', port), timeout=1):
+        with socket.create_connection((HOP_ADDRESS, port), timeout=1):
             return True
     except OSError:
         return False

@@ -626,6 +626,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.smarthost.postfix.plugins.module_utils._config import (
     ConfigChange,
     diff_entry,
+    removal_entry,
     read_block,
     replace_block,
     write_file,
@@ -847,7 +848,7 @@ class RelayRun(object):
             if module._diff:
                 result['diff'] = change.diff() + hop.diff() + (
                     [diff_entry(relay.aliases_path, aliases_before, aliases_after)] if aliases_before != aliases_after else []) + [
-                    dict(before_header=path, after_header=path, before='present\n', after='absent\n') for path in remove]
+                    removal_entry(path) for path in remove]
             result['tables'] = [dict(path=item['path'], changed=item['changed'], changed_keys=item['changed_keys'])
                                 for item in change.apply()]
         finally:
@@ -1041,7 +1042,9 @@ def apply_relay(module):
 
 
 def _key_lines(key):
-    """A private key (PEM) and its lines that are long enough to be no common word."""
+    """A private key (PEM) and its lines that are long enough to be no common word; nothing where no key is given."""
+    if not isinstance(key, str) or not key.strip():
+        return []
     return [key] + [line.strip() for line in key.split('\n') if len(line.strip()) >= 16]
 
 
@@ -1052,8 +1055,7 @@ def _service_account_private_key(value):
             value = json.loads(value)
         except ValueError:
             return None
-    key = value.get('private_key') if isinstance(value, dict) else None
-    return key if isinstance(key, str) and key.strip() else None
+    return value.get('private_key') if isinstance(value, dict) else None
 
 
 def secrets(params):
@@ -1064,17 +1066,12 @@ def secrets(params):
             if isinstance(upstream, dict) and upstream.get('password'):
                 found.append(str(upstream['password']))
             oauth2 = upstream.get('oauth2') if isinstance(upstream, dict) else None
-            if isinstance(oauth2, dict) and oauth2.get('client_secret'):
-                found.append(str(oauth2['client_secret']))
-            if isinstance(oauth2, dict) and isinstance(oauth2.get('client_key'), str) and oauth2['client_key'].strip():
-                found.extend(_key_lines(oauth2['client_key']))
-            key = _service_account_private_key(oauth2.get('service_account_key')) if isinstance(oauth2, dict) else None
-            if key:
-                found.extend(_key_lines(key))
-        key = route.get('tls_client_key')
-        if isinstance(key, str) and key.strip():
-            found.append(key)
-            found.extend(line.strip() for line in key.split('\n') if len(line.strip()) >= 16)
+            if isinstance(oauth2, dict):
+                if oauth2.get('client_secret'):
+                    found.append(str(oauth2['client_secret']))
+                found.extend(_key_lines(oauth2.get('client_key')))
+                found.extend(_key_lines(_service_account_private_key(oauth2.get('service_account_key'))))
+        found.extend(_key_lines(route.get('tls_client_key')))
     return found
 
 
