@@ -31,7 +31,7 @@ def fleet(fig_data):
     """Seconds against the number of relays: medians as lines, each run as a dot."""
     sizes = [int(size) for size in fig_data["median"]]
     fig, axis = plt.subplots(figsize=(8, 4.8))
-    series = (("first", "first converge", lambda r: r["first"]["seconds"]), ("noop", "no-op rerun", lambda r: r["noop"]["seconds"]),
+    series = (("first", "first converge", lambda r: r.get("first", {}).get("seconds")), ("noop", "no-op rerun", lambda r: r["noop"]["seconds"]),
               ("ping", "ansible -m ping over the same N", lambda r: r.get("ping_seconds")))
     for key, name, value in series:
         medians = [fig_data["median"][str(size)].get(f"{key}_seconds") for size in sizes]

@@ -108,12 +108,12 @@ def render_fleet(fig):
     """Table of figure 2."""
     lines = [f"Packages: {fig['packages']} (see below).", "",
              "| relays (forks) | first converge | per relay | `ansible -m ping` | no-op rerun | per relay | no-op / ping | no-op changed "
-             "| runs: first / ping / no-op |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| runs: first / pairs: ping / no-op |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for size, med in fig["median"].items():
         mine = [r for r in fig["runs"] if str(r["relays"]) == size]
         count = int(size)
-        spread = " / ".join(each([value(r) for r in mine]) for value in
-                            (lambda r: r["first"]["seconds"], lambda r: r.get("ping_seconds"), lambda r: r["noop"]["seconds"]))
+        spread = " / ".join(each([value(r) for r in mine if value(r) is not None]) for value in
+                            (lambda r: r.get("first", {}).get("seconds"), lambda r: r.get("ping_seconds"), lambda r: r["noop"]["seconds"]))
         lines.append(f"| {size} | {fmt(med['first_seconds'], ' s')} | {fmt(med['first_seconds'] / count, ' s')} | "
                      f"{fmt(med.get('ping_seconds'), ' s')} | {fmt(med['noop_seconds'], ' s')} | {fmt(med['noop_seconds'] / count, ' s')} | "
                      f"{fmt(med.get('noop_to_ping'), 'x', 2)} | {med['noop_changed']:.0f} | {spread} |")
@@ -249,7 +249,7 @@ def method(settings):
   `relay` role with the lab's upstreams, applied with `roles:` as the README and `playbooks/relay.yml` do: per
   relay, Ansible's check of the role's argument spec, then the role's one task).
 - Each figure is the median of {settings['runs']} runs (`BENCH_RUNS`); every comparison (floor, reference,
-  variant) is measured inside the same run and ratios are taken per run. The machine is shared and
+  variant) is measured inside the same run and ratios are taken per run (per pair in figure 2). The machine is shared and
   noisy: compare the ratios, not the absolute seconds.
 - Figure 1 (`bench/figure_converge.py`): each run starts two fresh containers: one gets the relay's first
   converge (package install included), then `ansible -m ping`, then the no-op rerun (the role's
@@ -259,8 +259,10 @@ def method(settings):
   are profile_tasks'; CPU seconds are Ansible's on the controller (the children's rusage: the forks and
   ssh clients) and the relay container's (its cgroup's cpuacct.usage).
 - Figure 2 (`bench/figure_fleet.py`): N = {', '.join(map(str, settings['fleet']))} fresh relays
-  (`BENCH_FLEET`) converged in one play with `forks = N`, then `ansible -m ping` over the same N relays
-  with `forks = N`, then the no-op rerun. With
+  (`BENCH_FLEET`) converged in one play with `forks = N`, then {settings.get('fleet_pairs', 1)} pairs
+  (`BENCH_FLEET_PAIRS`) of `ansible -m ping` over the same N relays with `forks = N` and the no-op rerun,
+  the ping first in odd pairs and the no-op first in even ones; the ratio is taken per pair, and its
+  median is over the pairs of all runs. With
   `BENCH_FLEET_PACKAGES=preinstalled` (the default) they start from an image with the packages installed
   the same way (committed from a container, not timed): the figure shows the role's own cost, figure 1 the
   package install. The relays are containers on the controller's own CPUs: their CPU seconds and the

@@ -7,7 +7,7 @@ Usage: bench/run.py [converge|fleet|failover|throughput ...]   (default: all fou
 
 Every figure is the median of BENCH_RUNS runs (default 3), and every comparison is measured
 side by side inside each run, because the machine is shared: read the ratios, not the seconds.
-Environment: BENCH_RUNS, BENCH_FLEET ("1 4 16"), BENCH_FLEET_PACKAGES (preinstalled | fresh),
+Environment: BENCH_RUNS, BENCH_FLEET ("1 4 16"), BENCH_FLEET_PAIRS (3: ping and no-op pairs per fleet size and run), BENCH_FLEET_PACKAGES (preinstalled | fresh),
 BENCH_CONNECTION (ssh | podman), BENCH_MESSAGES (500), BENCH_REFERENCE_MESSAGES (60), LAB_IMAGE, LAB_NETWORK,
 BENCH_KEEP=1 (leave the lab's containers and images for a look; `make clean-lab` removes them then).
 Writes docs/bench-raw.json (all runs), docs/bench-history.json (a run of all figures appends its medians),
@@ -57,17 +57,18 @@ def settings_from_env():
     """BENCH_* settings, checked."""
     runs = int(os.environ.get("BENCH_RUNS", "3"))
     sizes = [int(size) for size in os.environ.get("BENCH_FLEET", "1 4 16").split()]
+    pairs = int(os.environ.get("BENCH_FLEET_PAIRS", "3"))
     packages = os.environ.get("BENCH_FLEET_PACKAGES", "preinstalled")
     connection = os.environ.get("BENCH_CONNECTION", "ssh")
     messages = int(os.environ.get("BENCH_MESSAGES", "500"))
     reference = int(os.environ.get("BENCH_REFERENCE_MESSAGES", "60"))
-    bad = (runs < 1 or not sizes or min(sizes) < 1 or sum(sizes) > FLEET_MAX or packages not in ("preinstalled", "fresh")
+    bad = (runs < 1 or not sizes or min(sizes) < 1 or sum(sizes) > FLEET_MAX or pairs < 1 or packages not in ("preinstalled", "fresh")
            or connection not in ("ssh", "podman") or min(messages, reference) < 1)
     if bad:
-        raise SystemExit(f"bad settings: BENCH_RUNS={runs} BENCH_FLEET={sizes} (at most {FLEET_MAX} relays in all) "
+        raise SystemExit(f"bad settings: BENCH_RUNS={runs} BENCH_FLEET={sizes} (at most {FLEET_MAX} relays in all) BENCH_FLEET_PAIRS={pairs} "
                          f"BENCH_FLEET_PACKAGES={packages} BENCH_CONNECTION={connection} "
                          f"BENCH_MESSAGES={messages} BENCH_REFERENCE_MESSAGES={reference}")
-    return {"runs": runs, "fleet": sizes, "fleet_packages": packages, "connection": connection, "messages": messages,
+    return {"runs": runs, "fleet": sizes, "fleet_pairs": pairs, "fleet_packages": packages, "connection": connection, "messages": messages,
             "reference_messages": reference}
 
 
