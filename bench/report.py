@@ -108,12 +108,13 @@ def render_fleet(fig):
     """Table of figure 2."""
     lines = [f"Packages: {fig['packages']} (see below).", "",
              "| relays (forks) | first converge | per relay | `ansible -m ping` | no-op rerun | per relay | no-op / ping | no-op changed "
-             "| runs: first / pairs: ping / no-op |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| runs: first / pairs: ping / no-op / ratio |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for size, med in fig["median"].items():
         mine = [r for r in fig["runs"] if str(r["relays"]) == size]
         count = int(size)
-        spread = " / ".join(each([value(r) for r in mine if value(r) is not None]) for value in
-                            (lambda r: r.get("first", {}).get("seconds"), lambda r: r.get("ping_seconds"), lambda r: r["noop"]["seconds"]))
+        spread = " / ".join(each([value(r) for r in mine if value(r) is not None], digits) for value, digits in
+                            ((lambda r: r.get("first", {}).get("seconds"), 1), (lambda r: r.get("ping_seconds"), 1),
+                             (lambda r: r["noop"]["seconds"], 1), (lambda r: r.get("noop_to_ping"), 2)))
         lines.append(f"| {size} | {fmt(med['first_seconds'], ' s')} | {fmt(med['first_seconds'] / count, ' s')} | "
                      f"{fmt(med.get('ping_seconds'), ' s')} | {fmt(med['noop_seconds'], ' s')} | {fmt(med['noop_seconds'] / count, ' s')} | "
                      f"{fmt(med.get('noop_to_ping'), 'x', 2)} | {med['noop_changed']:.0f} | {spread} |")
