@@ -7,8 +7,8 @@ Usage: bench/run.py [converge|fleet|failover|throughput ...]   (default: all fou
 
 Every figure is the median of BENCH_RUNS runs (default 3), and every comparison is measured
 side by side inside each run, because the machine is shared: read the ratios, not the seconds.
-Environment: BENCH_RUNS, BENCH_FLEET ("1 4 16"), BENCH_FLEET_PAIRS (3: ping and no-op pairs per fleet size and run), BENCH_FLEET_PACKAGES (preinstalled | fresh),
-BENCH_CONNECTION (ssh | podman), BENCH_MESSAGES (500), BENCH_REFERENCE_MESSAGES (60), LAB_IMAGE, LAB_NETWORK,
+Environment: BENCH_RUNS, BENCH_FLEET ("1 4 16"), BENCH_FLEET_PAIRS (3: ping and no-op pairs per fleet size and run),
+BENCH_FLEET_PACKAGES (preinstalled | fresh), BENCH_CONNECTION (ssh | podman), BENCH_MESSAGES (500), BENCH_REFERENCE_MESSAGES (60), LAB_IMAGE, LAB_NETWORK,
 BENCH_KEEP=1 (leave the lab's containers and images for a look; `make clean-lab` removes them then).
 Writes docs/bench-raw.json (all runs), docs/bench-history.json (a run of all figures appends its medians),
 docs/performance.md and its charts (docs/performance/*.png), and prints the targets.
