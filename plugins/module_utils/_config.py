@@ -185,8 +185,9 @@ class PlainFile(object):
 def _attributes(path, with_owner):
     """A file's mode and, with_owner, its owner's and group's names (None for an id without a name)."""
     stat = os.stat(path)
+    mode = '%04o' % (stat.st_mode & 0o7777)
     if not with_owner:
-        return '%04o' % (stat.st_mode & 0o7777), None, None
+        return mode, None, None
     try:
         owner = pwd.getpwuid(stat.st_uid).pw_name
     except KeyError:
@@ -195,7 +196,7 @@ def _attributes(path, with_owner):
         group = grp.getgrgid(stat.st_gid).gr_name
     except KeyError:
         group = None
-    return '%04o' % (stat.st_mode & 0o7777), owner, group
+    return mode, owner, group
 
 
 def master_running(queue_directory):
